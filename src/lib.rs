@@ -1,0 +1,22 @@
+//! nixos-wsl: NixOS as a WSL distribution.
+//!
+//! The crate builds three static programs: `nixos-wsl-shell` (root's login shell, which
+//! starts systemd in a PID + mount namespace and enters it), `nixos-wsl-installer` (the
+//! installer tarball's first-boot program) and `nixos-wsl` (the admin CLI and tarball tool).
+//! Every stage of the login shell's lifecycle has its own module; `shell` strings them together.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod activation;
+pub mod cli;
+pub mod config;
+pub mod environment;
+pub mod installer;
+pub mod logging;
+pub mod namespace;
+pub mod paths;
+pub mod session;
+pub mod shell;
+pub mod supervise;
+pub mod systemd;
+pub mod tarball;

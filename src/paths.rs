@@ -1,0 +1,43 @@
+//! Fixed paths shared by the programs, the Nix module and the tests.
+//!
+//! Runtime state lives under `/run/nixos-wsl/`: WSL mounts a fresh tmpfs on `/run` at every
+//! distribution start, so everything here belongs to exactly one boot.
+
+/// The login shell's configuration, written by the NixOS module (`key = value` lines).
+pub const CONFIG_FILE: &str = "/etc/nixos-wsl.conf";
+
+/// Per-boot runtime state directory.
+pub const STATE_DIR: &str = "/run/nixos-wsl";
+
+/// Lock serialising the "running / start / wait" decision between concurrent launches.
+pub const LOCK_FILE: &str = "/run/nixos-wsl/lock";
+
+/// Directory holding the namespace handles (bind mounts of nsfs files); a private tmpfs.
+pub const HANDLE_DIR: &str = "/run/nixos-wsl/ns";
+
+/// Bind mount of the systemd namespace's PID namespace (`pid_for_children` of its creator).
+pub const PID_HANDLE: &str = "/run/nixos-wsl/ns/pid";
+
+/// Bind mount of the systemd namespace's mount namespace.
+pub const MNT_HANDLE: &str = "/run/nixos-wsl/ns/mnt";
+
+/// Written once systemd reported ready (or the wait gave up): `<state> <pid-ns inode>`.
+pub const READY_FILE: &str = "/run/nixos-wsl/ready";
+
+/// The unix datagram socket systemd sends `READY=1` to (`$NOTIFY_SOCKET`).
+pub const NOTIFY_SOCKET: &str = "/run/nixos-wsl/notify";
+
+/// systemd's own stdout/stderr of this boot.
+pub const SYSTEMD_LOG: &str = "/run/nixos-wsl/systemd.log";
+
+/// Output of the NixOS activation of this boot.
+pub const ACTIVATION_LOG: &str = "/run/nixos-wsl/activation.log";
+
+/// Present once the activation of this boot has run (whatever its outcome).
+pub const ACTIVATED_FILE: &str = "/run/nixos-wsl/activated";
+
+/// What NixOS' activation creates; its absence means this boot has not been activated.
+pub const CURRENT_SYSTEM: &str = "/run/current-system";
+
+/// NixOS' generated environment (`export NAME="value"` lines and arbitrary shell code).
+pub const SET_ENVIRONMENT: &str = "/etc/set-environment";
