@@ -1,1 +1,333 @@
-//! TODO: namespace
+//! The systemd namespace: its on-disk handles, the lock around the "running / start / wait"
+//! decision, the liveness probe, and joining it.
+//!
+//! Identity is kept as nsfs bind mounts (`/run/nixos-wsl/ns/{pid,mnt}`), never as PID text
+//! files: a bind-mounted namespace file names exactly one namespace for as long as it exists
+//! and cannot be confused by PID reuse (NixOS-WSL #67, #87).
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
+
+use crate::paths::{HANDLE_DIR, LOCK_FILE, MNT_HANDLE, PID_HANDLE, READY_FILE, STATE_DIR};
+
+/// Makes sure `/run/nixos-wsl` is a real directory owned by root. A symlink there is removed
+/// (never followed: it could point anywhere); any other non-directory is renamed aside.
+pub fn prepare_state_dir() -> Result<()> {
+    let dir = Path::new(STATE_DIR);
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => {
+            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+                // Someone else could plant handles or logs here: take the directory back.
+                std::os::unix::fs::chown(dir, Some(0), Some(0))
+                    .with_context(|| format!("taking ownership of {STATE_DIR}"))?;
+                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .with_context(|| format!("fixing permissions of {STATE_DIR}"))?;
+            }
+            return Ok(());
+        }
+        Ok(meta) if meta.file_type().is_symlink() => {
+            log::warn!("{STATE_DIR} was a symlink; removing it");
+            std::fs::remove_file(dir).with_context(|| format!("removing the symlink {STATE_DIR}"))?;
+        }
+        Ok(_) => {
+            let aside = format!("{STATE_DIR}.stale.{}", std::process::id());
+            log::warn!("{STATE_DIR} was not a directory; moved it to {aside}");
+            std::fs::rename(dir, &aside).with_context(|| format!("moving {STATE_DIR} aside"))?;
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("inspecting {STATE_DIR}")),
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("creating {STATE_DIR}"))
+}
+
+/// Exclusive lock on the start decision. Held while checking, activating, starting and waiting
+/// for systemd; released (by drop) before the user's session runs. The kernel releases it if
+/// the holder dies, so a killed launch never blocks later ones.
+pub struct StateLock(#[allow(dead_code)] Flock<File>);
+
+impl StateLock {
+    /// Waits for the lock, at most until `deadline`, telling the user (once) if the wait
+    /// takes longer than a second. A blocking `flock` interrupted by a one-second `alarm`
+    /// avoids both busy polling and an unbounded wait behind a hung holder.
+    pub fn acquire(deadline: Instant) -> Result<StateLock> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(LOCK_FILE)
+            .with_context(|| format!("opening {LOCK_FILE}"))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(StateLock(lock)),
+            Err((f, Errno::EWOULDBLOCK)) => file = f,
+            Err((_, e)) => return Err(e).context("locking the state"),
+        }
+        let _alarm = AlarmGuard::install()?;
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            if Instant::now() >= deadline {
+                bail!(
+                    "another launch has held {LOCK_FILE} for {} s",
+                    started.elapsed().as_secs()
+                );
+            }
+            nix::unistd::alarm::set(1);
+            let result = Flock::lock(file, FlockArg::LockExclusive);
+            nix::unistd::alarm::cancel();
+            match result {
+                Ok(lock) => return Ok(StateLock(lock)),
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(e).context("locking the state"),
+            }
+            if !told {
+                told = true;
+                eprintln!("nixos-wsl: waiting for another launch to start systemd...");
+            }
+        }
+    }
+}
+
+/// A no-op SIGALRM handler installed without `SA_RESTART`, so the alarm interrupts `flock`;
+/// the previous disposition is restored on drop.
+struct AlarmGuard(SigAction);
+
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+impl AlarmGuard {
+    fn install() -> Result<AlarmGuard> {
+        let action = SigAction::new(SigHandler::Handler(on_alarm), SaFlags::empty(), SigSet::empty());
+        // SAFETY: the handler does nothing, so it is trivially async-signal-safe.
+        let old = unsafe { sigaction(Signal::SIGALRM, &action) }.context("installing SIGALRM")?;
+        Ok(AlarmGuard(old))
+    }
+}
+
+impl Drop for AlarmGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores the disposition that was in place before `install`.
+        let _ = unsafe { sigaction(Signal::SIGALRM, &self.0) };
+    }
+}
+
+/// Open handles to a systemd namespace of this boot.
+pub struct Handles {
+    pid: OwnedFd,
+    mnt: OwnedFd,
+    /// Inode of the PID namespace: its identity, as in `/proc/<pid>/ns/pid -> pid:[<ino>]`.
+    pub pid_ino: u64,
+}
+
+/// Opens the handles. `Ok(None)` when there are none or they are not namespace files (a stale
+/// plain file, garbage, a handle whose bind mount is gone).
+pub fn open_handles() -> Result<Option<Handles>> {
+    let (Some(pid), Some(mnt)) = (open_nsfs(PID_HANDLE)?, open_nsfs(MNT_HANDLE)?) else {
+        return Ok(None);
+    };
+    let pid_ino = File::from(pid.try_clone()?).metadata()?.ino();
+    Ok(Some(Handles { pid, mnt, pid_ino }))
+}
+
+fn open_nsfs(path: &str) -> Result<Option<OwnedFd>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("opening {path}")),
+    };
+    let fs = fstatfs(file.as_fd()).with_context(|| format!("inspecting {path}"))?;
+    Ok((fs.filesystem_type() == NSFS_MAGIC).then(|| OwnedFd::from(file)))
+}
+
+/// Joins the handles' mount namespace and checks that PID 1 of their PID namespace is alive
+/// there. The namespace's fresh `/proc` is the probe: its PID 1 must belong to the handle's
+/// PID namespace (a namespace whose init never mounted `/proc` still shows WSL's) and must not
+/// be a zombie. On failure the caller's mount namespace is restored and `false` returned.
+pub fn join_if_alive(handles: &Handles) -> Result<bool> {
+    let home = File::open("/proc/self/ns/mnt").context("opening our mount namespace")?;
+    setns(handles.mnt.as_fd(), CloneFlags::CLONE_NEWNS).context("joining the systemd mount namespace")?;
+    if init_alive(handles.pid_ino) {
+        setns(handles.pid.as_fd(), CloneFlags::CLONE_NEWPID)
+            .context("joining the systemd PID namespace")?;
+        return Ok(true);
+    }
+    setns(home.as_fd(), CloneFlags::CLONE_NEWNS).context("returning to our mount namespace")?;
+    Ok(false)
+}
+
+/// Reads `/proc/1` of the current mount namespace: PID 1 lives in PID namespace `pid_ino` and
+/// is not a zombie.
+fn init_alive(pid_ino: u64) -> bool {
+    let Ok(link) = std::fs::read_link("/proc/1/ns/pid") else { return false };
+    if link.as_os_str() != format!("pid:[{pid_ino}]").as_str() {
+        return false;
+    }
+    std::fs::read_to_string("/proc/1/stat")
+        .ok()
+        .and_then(|stat| proc_state(&stat))
+        .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// The state letter of a `/proc/<pid>/stat` line (after the parenthesised comm, which may
+/// itself contain spaces and parentheses).
+pub fn proc_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Mounts a private tmpfs on the handle directory (once per boot). Private, so the handle bind
+/// mounts made later never propagate: not out into other WSL mount namespaces, and not into
+/// the systemd namespace itself (a mount namespace must not hold a handle to itself).
+pub fn prepare_handle_dir() -> Result<()> {
+    let state = std::fs::metadata(STATE_DIR).with_context(|| format!("inspecting {STATE_DIR}"))?;
+    match std::fs::symlink_metadata(HANDLE_DIR) {
+        Ok(meta) if meta.is_dir() && meta.dev() != state.dev() => return Ok(()),
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => std::fs::remove_file(HANDLE_DIR).with_context(|| format!("removing stale {HANDLE_DIR}"))?,
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("inspecting {HANDLE_DIR}")),
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(HANDLE_DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {HANDLE_DIR}")),
+    }
+    mount(
+        Some("nixos-wsl"),
+        HANDLE_DIR,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=0700,size=64k"),
+    )
+    .with_context(|| format!("mounting a tmpfs on {HANDLE_DIR}"))?;
+    mount(None::<&str>, HANDLE_DIR, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+        .with_context(|| format!("making {HANDLE_DIR} private"))
+}
+
+/// Bind-mounts the namespaces of `creator` (the process that unshared them, before it forks
+/// systemd) onto the handle paths. The PID handle is `pid_for_children`: the namespace that
+/// systemd, the creator's next child, will be PID 1 of.
+pub fn bind_handles(creator: nix::unistd::Pid) -> Result<()> {
+    for (source, target) in [("pid_for_children", PID_HANDLE), ("mnt", MNT_HANDLE)] {
+        File::create(target).with_context(|| format!("creating {target}"))?;
+        let source = format!("/proc/{creator}/ns/{source}");
+        mount(Some(source.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .with_context(|| format!("bind-mounting {source} on {target}"))?;
+    }
+    Ok(())
+}
+
+/// Forgets a dead namespace: detaches the handle mounts and removes the readiness record.
+pub fn clear_handles() -> Result<()> {
+    for target in [PID_HANDLE, MNT_HANDLE] {
+        // Repeat: a handle may have been bound more than once by an interrupted start.
+        while umount2(target, MntFlags::MNT_DETACH).is_ok() {}
+        match std::fs::remove_file(target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {target}")),
+        }
+    }
+    match std::fs::remove_file(READY_FILE) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e).context("removing the readiness record"),
+        _ => Ok(()),
+    }
+}
+
+/// What a previous launch recorded about systemd's readiness in the namespace `pid_ino`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// systemd reported that its boot finished.
+    Ready,
+    /// A launch gave up waiting; later launches do not wait again.
+    GaveUp,
+    /// Nothing recorded for this namespace: it is still booting, or its starter was killed.
+    Unknown,
+}
+
+/// Reads the readiness record; records of another (older) namespace count as `Unknown`.
+pub fn readiness(pid_ino: u64) -> Readiness {
+    let text = std::fs::read_to_string(READY_FILE).unwrap_or_default();
+    parse_readiness(&text, pid_ino)
+}
+
+fn parse_readiness(text: &str, pid_ino: u64) -> Readiness {
+    let mut words = text.split_whitespace();
+    let (state, ino) = (words.next(), words.next().and_then(|w| w.parse::<u64>().ok()));
+    match (state, ino) {
+        (Some("ready"), Some(i)) if i == pid_ino => Readiness::Ready,
+        (Some("gave-up"), Some(i)) if i == pid_ino => Readiness::GaveUp,
+        _ => Readiness::Unknown,
+    }
+}
+
+/// Records readiness atomically (write a temporary file, rename it into place).
+pub fn record_readiness(state: Readiness, pid_ino: u64) -> Result<()> {
+    let word = match state {
+        Readiness::Ready => "ready",
+        Readiness::GaveUp => "gave-up",
+        Readiness::Unknown => return Ok(()),
+    };
+    let tmp = format!("{READY_FILE}.tmp");
+    std::fs::write(&tmp, format!("{word} {pid_ino}\n")).context("writing the readiness record")?;
+    std::fs::rename(&tmp, READY_FILE).context("writing the readiness record")
+}
+
+/// True when PID 1 of our PID namespace is systemd: WSL's own systemd mode, or a launch from
+/// inside our namespace (`sudo -i`, `su -`, ssh running root's shell). Namespace-based, not an
+/// environment marker, so it survives `sudo`'s environment reset (NixOS-WSL #51, #167).
+pub fn inside_systemd() -> bool {
+    let exe = std::fs::read_link("/proc/1/exe").ok();
+    let named = |name: &[u8]| name == b"systemd";
+    if let Some(exe) = exe {
+        use std::os::unix::ffi::OsStrExt;
+        return exe.file_name().is_some_and(|n| named(n.as_bytes()));
+    }
+    // Without ptrace access to PID 1 (not root), fall back to its command name.
+    std::fs::read("/proc/1/comm").is_ok_and(|comm| named(comm.trim_ascii_end()))
+}
+
+/// Remaining time until `deadline` (zero once it passed).
+pub fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_state_after_comm_with_parens() {
+        assert_eq!(proc_state("1 (systemd) S 0 1 1"), Some('S'));
+        assert_eq!(proc_state("7 (a) b) (c) Z 1"), Some('Z'));
+        assert_eq!(proc_state("garbage"), None);
+    }
+
+    #[test]
+    fn readiness_is_tied_to_the_namespace() {
+        assert_eq!(parse_readiness("ready 42\n", 42), Readiness::Ready);
+        assert_eq!(parse_readiness("gave-up 42\n", 42), Readiness::GaveUp);
+        assert_eq!(parse_readiness("ready 41\n", 42), Readiness::Unknown);
+        assert_eq!(parse_readiness("", 42), Readiness::Unknown);
+        assert_eq!(parse_readiness("ready x", 42), Readiness::Unknown);
+    }
+}

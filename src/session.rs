@@ -1,1 +1,418 @@
-//! TODO: session
+//! The user's session: which user, which shell, which argv, environment and working
+//! directory. Deciding (pure functions, unit-tested) is separate from doing (`exec`).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use nix::unistd::{Gid, Group, Uid, User};
+
+/// How WSL (or sudo, su, ssh, an editor) invoked us, as far as the shell we exec cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// `argv[0]` started with `-`: a login shell (`wsl -d X`, `su -`, `sudo -i`).
+    pub login: bool,
+    /// Everything after `argv[0]`, verbatim (`-c <string>` for `wsl -- cmd`).
+    pub args: Vec<OsString>,
+}
+
+impl Invocation {
+    pub fn from_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation {
+        let mut argv = argv.into_iter();
+        let login = argv.next().is_some_and(|a0| a0.as_bytes().starts_with(b"-"));
+        Invocation { login, args: argv.collect() }
+    }
+
+    /// The argv for `shell`: `-<basename>` for a login shell (as WSL and login(1) do), else the
+    /// shell's path; then our arguments unchanged, so `-c <string>` reaches the shell exactly
+    /// as WSL passed it (no re-quoting, no `exec` prefix, no joining: NixOS-WSL #3, #167).
+    pub fn argv_for(&self, shell: &Path) -> Vec<OsString> {
+        let argv0 = if self.login {
+            let mut a0 = OsString::from("-");
+            a0.push(shell.file_name().unwrap_or(shell.as_os_str()));
+            a0
+        } else {
+            shell.as_os_str().to_owned()
+        };
+        std::iter::once(argv0).chain(self.args.iter().cloned()).collect()
+    }
+}
+
+/// A passwd entry, as much of it as a session needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+    pub home: PathBuf,
+    pub shell: PathBuf,
+}
+
+impl Account {
+    /// Looks the login name up in `/etc/passwd` (at run time: a renamed user takes effect on
+    /// the next launch, NixOS-WSL #147, #434).
+    pub fn by_name(name: &str) -> Result<Account> {
+        let user = User::from_name(name)
+            .with_context(|| format!("looking up user {name:?}"))?
+            .ok_or_else(|| anyhow!("user {name:?} does not exist in /etc/passwd"))?;
+        Ok(Account::from(user))
+    }
+
+    pub fn by_uid(uid: Uid) -> Result<Account> {
+        let user = User::from_uid(uid)
+            .with_context(|| format!("looking up uid {uid}"))?
+            .ok_or_else(|| anyhow!("uid {uid} does not exist in /etc/passwd"))?;
+        Ok(Account::from(user))
+    }
+
+    /// What WSL itself uses when no passwd entry resolves: root, home `/`, shell `/bin/sh`.
+    pub fn wsl_fallback_root() -> Account {
+        Account {
+            name: "root".into(),
+            uid: Uid::from_raw(0),
+            gid: Gid::from_raw(0),
+            home: "/".into(),
+            shell: "/bin/sh".into(),
+        }
+    }
+}
+
+impl From<User> for Account {
+    fn from(u: User) -> Account {
+        Account { name: u.name, uid: u.uid, gid: u.gid, home: u.dir, shell: u.shell }
+    }
+}
+
+/// Shells tried, in order, when the passwd shell is ours, missing or not executable.
+pub const FALLBACK_SHELLS: [&str; 4] =
+    ["/run/current-system/sw/bin/bash", "/bin/bash", "/usr/bin/bash", "/bin/sh"];
+
+/// The shells to try for `account`, best first. `is_self` recognises this program (exec'ing
+/// ourselves would loop), `usable` an executable file. The passwd shell wins when usable; an
+/// empty one means `/bin/sh` (WSL's rule); ours is replaced by the configured real shell.
+/// Returns the candidates and, when the passwd shell could not be used, why.
+pub fn shell_candidates(
+    account: &Account,
+    configured: Option<&Path>,
+    is_self: &dyn Fn(&Path) -> bool,
+    usable: &dyn Fn(&Path) -> bool,
+) -> (Vec<PathBuf>, Option<String>) {
+    let passwd = if account.shell.as_os_str().is_empty() { Path::new("/bin/sh") } else { &account.shell };
+    let mut note = None;
+    let mut first = Vec::new();
+    if is_self(passwd) {
+        first.extend(configured.map(Path::to_owned));
+    } else if usable(passwd) {
+        first.push(passwd.to_owned());
+    } else {
+        note = Some(format!("{}'s shell {} is not executable", account.name, passwd.display()));
+    }
+    let mut all: Vec<PathBuf> = Vec::new();
+    for candidate in first.into_iter().chain(FALLBACK_SHELLS.iter().map(PathBuf::from)) {
+        if !all.contains(&candidate) && !is_self(&candidate) && usable(&candidate) {
+            all.push(candidate);
+        }
+    }
+    if all.is_empty() {
+        // Nothing usable: try /bin/sh anyway, so the failure names a real path.
+        all.push(PathBuf::from("/bin/sh"));
+    }
+    (all, note)
+}
+
+/// Variables that describe the user and are recomputed for the target user.
+const PER_USER: [&str; 7] =
+    ["HOME", "USER", "LOGNAME", "SHELL", "MAIL", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"];
+
+/// The session environment: everything WSL passed (interop, WSLENV and what it names, TERM,
+/// LANG, WSLg, PATH with the Windows entries) minus the per-user variables, which are set for
+/// `account`. `runtime_dir` is `/run/user/<uid>` when it exists (the user manager runs), so
+/// `systemctl --user` works in interactive and `-c` sessions; otherwise none is set (never
+/// root's, never WSLg's).
+pub fn session_env(
+    inherited: &[(OsString, OsString)],
+    account: &Account,
+    shell: &Path,
+    runtime_dir: Option<&Path>,
+) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = inherited
+        .iter()
+        .filter(|(k, _)| !PER_USER.iter().any(|p| k.as_bytes() == p.as_bytes()))
+        .cloned()
+        .collect();
+    let mut set = |k: &str, v: &OsStr| env.push((k.into(), v.to_owned()));
+    set("HOME", account.home.as_os_str());
+    set("USER", OsStr::new(&account.name));
+    set("LOGNAME", OsStr::new(&account.name));
+    set("SHELL", shell.as_os_str());
+    if let Some(dir) = runtime_dir {
+        set("XDG_RUNTIME_DIR", dir.as_os_str());
+        let mut bus = OsString::from("unix:path=");
+        bus.push(dir.join("bus"));
+        set("DBUS_SESSION_BUS_ADDRESS", &bus);
+    }
+    env
+}
+
+/// Replaces (or adds) one variable, keeping the others' order.
+pub fn with_var(mut env: Vec<(OsString, OsString)>, key: &str, value: &OsStr) -> Vec<(OsString, OsString)> {
+    env.retain(|(k, _)| k.as_bytes() != key.as_bytes());
+    env.push((key.into(), value.to_owned()));
+    env
+}
+
+/// Directories to try as the working directory, in order: the caller's (unless it is root's
+/// home and the target is not root), the user's home, `/`. Each is tried *as the user*, so a
+/// directory the user cannot enter is skipped silently (NixOS-WSL #72).
+pub fn cwd_candidates(caller: Option<&Path>, account: &Account) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(cwd) = caller {
+        if !cwd.starts_with("/root") || account.uid.is_root() {
+            out.push(cwd.to_owned());
+        }
+    }
+    out.push(account.home.clone());
+    out.push(PathBuf::from("/"));
+    out
+}
+
+/// Everything needed to start the session; built before the fork, performed by `exec`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub account: Account,
+    /// Switch from root to `account` (initgroups, setgid, setuid) and hand it the terminal.
+    pub switch_user: bool,
+    pub shells: Vec<PathBuf>,
+    pub invocation: Invocation,
+    /// The environment without `SHELL`, which is set per tried shell.
+    pub env: Vec<(OsString, OsString)>,
+    pub cwds: Vec<PathBuf>,
+}
+
+/// Performs the plan: terminal, credentials, working directory, signals, exec. Returns only on
+/// failure (every shell failed to exec), with the reason.
+pub fn exec(plan: &Plan) -> anyhow::Error {
+    if plan.switch_user {
+        if let Err(e) = become_user(&plan.account) {
+            return e;
+        }
+    }
+    for dir in &plan.cwds {
+        if nix::unistd::chdir(dir.as_path()).is_ok() {
+            break;
+        }
+    }
+    crate::supervise::reset_signals_for_exec();
+    let mut last = anyhow!("no shell to run");
+    for shell in &plan.shells {
+        let env = with_var(plan.env.clone(), "SHELL", shell.as_os_str());
+        match exec_one(shell, &plan.invocation.argv_for(shell), &env) {
+            Ok(never) => match never {},
+            Err(e) => {
+                log::error!("cannot run {}: {e:#}", shell.display());
+                last = e;
+            }
+        }
+    }
+    last
+}
+
+fn exec_one(
+    shell: &Path,
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+) -> Result<std::convert::Infallible> {
+    let c = |s: &OsStr| CString::new(s.as_bytes()).context("NUL byte in argument or environment");
+    let path = c(shell.as_os_str())?;
+    let argv = argv.iter().map(|a| c(a)).collect::<Result<Vec<_>>>()?;
+    let env = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).context("NUL byte in environment")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(nix::unistd::execve(&path, &argv, &env)?)
+}
+
+/// Hands the terminal to the user (as login(1) does: owner uid, group tty, mode 0620), then
+/// drops root: supplementary groups, gid, uid. Changing uid away from 0 clears every
+/// capability, so none are left.
+fn become_user(account: &Account) -> Result<()> {
+    let tty_gid = Group::from_name("tty").ok().flatten().map_or(Gid::from_raw(5), |g| g.gid);
+    let mut seen = Vec::new();
+    for fd in 0..=2 {
+        if nix::unistd::isatty(fd).unwrap_or(false) {
+            if let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{fd}")) {
+                if seen.contains(&meta.ino()) {
+                    continue;
+                }
+                seen.push(meta.ino());
+            }
+            let _ = nix::unistd::fchown(fd, Some(account.uid), Some(tty_gid));
+            let _ = nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(0o620));
+        }
+    }
+    let name = CString::new(account.name.as_bytes()).context("user name")?;
+    nix::unistd::initgroups(&name, account.gid)
+        .with_context(|| format!("setting the groups of {}", account.name))?;
+    nix::unistd::setgid(account.gid).with_context(|| format!("switching to gid {}", account.gid))?;
+    nix::unistd::setuid(account.uid).with_context(|| format!("switching to uid {}", account.uid))?;
+    Ok(())
+}
+
+/// Recognises this program by file identity (device + inode of `/proc/self/exe`), so a
+/// symlink or another path to it is caught too.
+pub fn self_identity() -> Option<(u64, u64)> {
+    std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()))
+}
+
+pub fn is_same_file(path: &Path, identity: Option<(u64, u64)>) -> bool {
+    match (std::fs::metadata(path), identity) {
+        (Ok(m), Some(id)) => (m.dev(), m.ino()) == id,
+        _ => false,
+    }
+}
+
+/// An existing regular file the current process may execute.
+pub fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    fn alice() -> Account {
+        Account {
+            name: "alice".into(),
+            uid: Uid::from_raw(1000),
+            gid: Gid::from_raw(100),
+            home: "/home/alice".into(),
+            shell: "/bin/zsh".into(),
+        }
+    }
+
+    #[test]
+    fn login_invocation() {
+        let inv = Invocation::from_argv(os(&["-nixos-wsl-shell"]));
+        assert!(inv.login);
+        assert_eq!(inv.argv_for(Path::new("/run/current-system/sw/bin/bash")), os(&["-bash"]));
+    }
+
+    #[test]
+    fn command_invocation_is_verbatim() {
+        let cmd = "exec echo 'a  b' \"$HOME\"; exit 3";
+        let inv = Invocation::from_argv(os(&["/bin/nixos-wsl-shell", "-c", cmd]));
+        assert!(!inv.login);
+        assert_eq!(inv.argv_for(Path::new("/bin/zsh")), os(&["/bin/zsh", "-c", cmd]));
+        // The login form with a command (`--shell-type login`) keeps both.
+        let inv = Invocation::from_argv(os(&["-nixos-wsl-shell", "-c", "true"]));
+        assert_eq!(inv.argv_for(Path::new("/bin/zsh")), os(&["-zsh", "-c", "true"]));
+    }
+
+    #[test]
+    fn empty_argv_is_not_login() {
+        let inv = Invocation::from_argv(Vec::new());
+        assert!(!inv.login && inv.args.is_empty());
+    }
+
+    #[test]
+    fn passwd_shell_is_preferred() {
+        let (c, note) = shell_candidates(&alice(), None, &|_| false, &|_| true);
+        assert_eq!(c[0], Path::new("/bin/zsh"));
+        assert!(note.is_none());
+    }
+
+    #[test]
+    fn our_own_shell_is_never_a_candidate() {
+        let mut root = alice();
+        root.shell = "/run/current-system/sw/bin/nixos-wsl-shell".into();
+        let is_self = |p: &Path| p.ends_with("nixos-wsl-shell");
+        let (c, _) = shell_candidates(&root, Some(Path::new("/bin/fish")), &is_self, &|_| true);
+        assert_eq!(c[0], Path::new("/bin/fish"));
+        assert!(c.iter().all(|p| !is_self(p)));
+        let (c, _) = shell_candidates(&root, None, &is_self, &|_| true);
+        assert_eq!(c[0], Path::new(FALLBACK_SHELLS[0]));
+    }
+
+    #[test]
+    fn unusable_shell_falls_back_with_a_reason() {
+        let usable = |p: &Path| p == Path::new("/bin/sh");
+        let (c, note) = shell_candidates(&alice(), None, &|_| false, &usable);
+        assert_eq!(c, vec![PathBuf::from("/bin/sh")]);
+        assert!(note.unwrap().contains("/bin/zsh"));
+        let (c, _) = shell_candidates(&alice(), None, &|_| false, &|_| false);
+        assert_eq!(c, vec![PathBuf::from("/bin/sh")]);
+    }
+
+    #[test]
+    fn empty_passwd_shell_means_bin_sh() {
+        let mut a = alice();
+        a.shell = PathBuf::new();
+        let (c, _) = shell_candidates(&a, None, &|_| false, &|_| true);
+        assert_eq!(c[0], Path::new("/bin/sh"));
+    }
+
+    #[test]
+    fn environment_is_recomputed_per_user() {
+        let inherited: Vec<(OsString, OsString)> = [
+            ("HOSTTYPE", "x86_64"),
+            ("HOME", "/root"),
+            ("USER", "root"),
+            ("WSL_DISTRO_NAME", "NixOS"),
+            ("XDG_RUNTIME_DIR", "/mnt/wslg/runtime-dir"),
+            ("PATH", "/usr/bin:/mnt/c/Program Files/x"),
+            ("MAIL", "/var/mail/root"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+        let env = session_env(&inherited, &alice(), Path::new("/bin/zsh"), Some(Path::new("/run/user/1000")));
+        let get = |k: &str| env.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.to_str().unwrap());
+        assert_eq!(get("HOME"), Some("/home/alice"));
+        assert_eq!(get("USER"), Some("alice"));
+        assert_eq!(get("LOGNAME"), Some("alice"));
+        assert_eq!(get("SHELL"), Some("/bin/zsh"));
+        assert_eq!(get("MAIL"), None);
+        assert_eq!(get("XDG_RUNTIME_DIR"), Some("/run/user/1000"));
+        assert_eq!(get("DBUS_SESSION_BUS_ADDRESS"), Some("unix:path=/run/user/1000/bus"));
+        assert_eq!(get("PATH"), Some("/usr/bin:/mnt/c/Program Files/x"));
+        assert_eq!(get("WSL_DISTRO_NAME"), Some("NixOS"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);
+        let env = session_env(&inherited, &alice(), Path::new("/bin/zsh"), None);
+        assert!(env.iter().all(|(k, _)| k != "XDG_RUNTIME_DIR" && k != "DBUS_SESSION_BUS_ADDRESS"));
+    }
+
+    #[test]
+    fn non_utf8_environment_survives() {
+        let inherited = vec![(OsString::from("X"), OsString::from_vec(vec![0xff, b'a']))];
+        let env = session_env(&inherited, &alice(), Path::new("/bin/sh"), None);
+        assert_eq!(env[0].1.as_bytes(), &[0xff, b'a']);
+    }
+
+    #[test]
+    fn roots_home_becomes_the_users_home() {
+        assert_eq!(
+            cwd_candidates(Some(Path::new("/root")), &alice()),
+            vec![PathBuf::from("/home/alice"), PathBuf::from("/")]
+        );
+        assert_eq!(
+            cwd_candidates(Some(Path::new("/mnt/c/My Documents")), &alice())[0],
+            PathBuf::from("/mnt/c/My Documents")
+        );
+        let mut root = alice();
+        root.uid = Uid::from_raw(0);
+        assert_eq!(cwd_candidates(Some(Path::new("/root")), &root)[0], PathBuf::from("/root"));
+        assert_eq!(cwd_candidates(None, &alice())[0], PathBuf::from("/home/alice"));
+    }
+}

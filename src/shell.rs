@@ -1,1 +1,254 @@
-//! TODO: shell
+//! `nixos-wsl-shell`: root's login shell. The lifecycle, one module per stage:
+//!
+//! 1. [`config`](crate::config): read `/etc/nixos-wsl.conf`.
+//! 2. Already inside a systemd namespace (or not root)? Exec the real shell, nothing else.
+//! 3. Under the [`namespace::StateLock`]: [`activation`](crate::activation) once per boot,
+//!    then find a live systemd namespace through its handles or [`systemd::start`] one and
+//!    wait for `READY=1`.
+//! 4. Join it, fork, and in the child become the user and exec their shell
+//!    ([`session`](crate::session)); the parent [`supervise`](crate::supervise)s and exits
+//!    like the shell.
+//!
+//! Whatever fails in 3, the user gets their shell without systemd and one line saying why.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nix::unistd::{fork, ForkResult, Uid};
+
+use crate::config::Config;
+use crate::namespace::{self, Readiness, StateLock};
+use crate::paths::{CONFIG_FILE, SYSTEMD_LOG};
+use crate::session::{self, Account, Invocation, Plan};
+use crate::supervise::{self, Supervisor};
+use crate::{activation, systemd};
+
+/// Exit code when not even a fallback shell could be exec'd (as shells use for "not found").
+pub const EXIT_NO_SHELL: i32 = 127;
+
+/// Recovery switches, read from the environment WSL passes (Windows users set them through
+/// `WSLENV`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Overrides {
+    /// `NIXOS_WSL_SYSTEMD=off`: do not start or enter systemd at all.
+    pub systemd_off: bool,
+    /// `NIXOS_WSL_USER=<name>`: run this user's shell instead of the configured user's.
+    pub user: Option<String>,
+}
+
+impl Overrides {
+    pub fn from_env(env: &[(OsString, OsString)]) -> Overrides {
+        let get = |key: &str| env.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v);
+        Overrides {
+            systemd_off: get("NIXOS_WSL_SYSTEMD")
+                .is_some_and(|v| matches!(v.as_bytes(), b"off" | b"0" | b"false" | b"no")),
+            user: get("NIXOS_WSL_USER")
+                .and_then(|v| v.to_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Runs the login shell; never returns.
+pub fn main(argv: Vec<OsString>) -> ! {
+    let invocation = Invocation::from_argv(argv);
+    let config = Config::load(Path::new(CONFIG_FILE));
+    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let cwd = std::env::current_dir().ok();
+    let overrides = Overrides::from_env(&inherited);
+
+    if !Uid::effective().is_root() || namespace::inside_systemd() {
+        // `sudo -i` / `su -` / ssh inside our namespace, WSL's own systemd mode, or a user
+        // calling us directly: behave as a plain shell for whoever we already are.
+        let account = Account::by_uid(Uid::current()).unwrap_or_else(|_| Account::wsl_fallback_root());
+        let plan = plain_plan(&config, account, invocation, &inherited);
+        fail_without_shell(session::exec(&plan))
+    }
+
+    let user = overrides.user.clone().unwrap_or_else(|| config.user.clone());
+    let account = Account::by_name(&user).unwrap_or_else(|e| {
+        log::error!("{e:#}; opening root's shell instead (fix `user` in {CONFIG_FILE})");
+        Account::by_uid(Uid::from_raw(0)).unwrap_or_else(|_| Account::wsl_fallback_root())
+    });
+
+    if overrides.systemd_off {
+        log::info!("NIXOS_WSL_SYSTEMD=off: not starting systemd");
+        let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
+        fail_without_shell(session::exec(&plan))
+    }
+
+    match bring_up(&config) {
+        Ok(lock) => enter(lock, &config, account, invocation, &inherited, cwd.as_deref()),
+        Err(e) => {
+            log::error!("{e:#}; starting {}'s shell without systemd", account.name);
+            let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
+            fail_without_shell(session::exec(&plan))
+        }
+    }
+}
+
+/// Step 3: makes sure a live, booted systemd namespace exists and joins it (our mount
+/// namespace, and the PID namespace of our next child). Returns the still-held lock.
+pub fn bring_up(config: &Config) -> Result<StateLock> {
+    let deadline = Instant::now() + config.timeout;
+    namespace::prepare_state_dir()?;
+    // Waiters allow for one holder's full wait plus its activation.
+    let lock = StateLock::acquire(deadline + config.timeout)?;
+    if let Some(activate) = &config.activate {
+        if let Err(e) = activation::run_once(activate) {
+            log::error!("{e:#}; starting systemd anyway");
+        }
+    }
+
+    if let Some(handles) = namespace::open_handles()? {
+        if namespace::join_if_alive(&handles)? {
+            if namespace::readiness(handles.pid_ino) == Readiness::Unknown {
+                // Its starter was killed or gave up before recording anything: ask systemd.
+                let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
+                let state = if ready { Readiness::Ready } else { Readiness::GaveUp };
+                if !ready {
+                    log::warn!("systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})");
+                }
+                namespace::record_readiness(state, handles.pid_ino)?;
+            }
+            return Ok(lock);
+        }
+        log::info!("the systemd namespace of this boot is gone; starting a new one");
+    }
+
+    namespace::clear_handles()?;
+    namespace::prepare_handle_dir()?;
+    let started = systemd::start(&config.systemd)?;
+    let handles = namespace::open_handles()?.context("the namespace handles vanished")?;
+    match started.wait(deadline) {
+        systemd::Outcome::Ready => namespace::record_readiness(Readiness::Ready, handles.pid_ino)?,
+        systemd::Outcome::Died => {
+            namespace::clear_handles()?;
+            anyhow::bail!("systemd exited while booting; see {SYSTEMD_LOG}");
+        }
+        systemd::Outcome::TimedOut => {
+            log::warn!(
+                "systemd did not finish booting within {} s; continuing anyway (log: {SYSTEMD_LOG})",
+                config.timeout.as_secs()
+            );
+            namespace::record_readiness(Readiness::GaveUp, handles.pid_ino)?;
+        }
+    }
+    if !namespace::join_if_alive(&handles)? {
+        namespace::clear_handles()?;
+        anyhow::bail!("systemd exited right after booting; see {SYSTEMD_LOG}");
+    }
+    Ok(lock)
+}
+
+/// Step 4: fork the session into the joined namespace, release the lock, supervise.
+fn enter(
+    lock: StateLock,
+    config: &Config,
+    account: Account,
+    invocation: Invocation,
+    inherited: &[(OsString, OsString)],
+    cwd: Option<&Path>,
+) -> ! {
+    let plan = session_plan(config, account, invocation, inherited, cwd);
+    let supervisor = match Supervisor::prepare() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e:#}; running the shell unsupervised");
+            drop(lock);
+            fail_without_shell(session::exec(&plan))
+        }
+    };
+    // SAFETY: single-threaded program; the child only execs (or exits).
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(lock);
+            let e = session::exec(&plan);
+            log::error!("{e:#}");
+            // SAFETY: leave the child without running the parent's exit-time code.
+            unsafe { libc::_exit(EXIT_NO_SHELL) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(lock);
+            supervise::exit_like(supervisor.supervise(child))
+        }
+        Err(e) => {
+            // ENOMEM here means the PID namespace died between the check and the fork.
+            log::error!("cannot start a process in the systemd namespace ({e}); starting the shell without it");
+            drop((lock, supervisor));
+            supervise::reset_signals_for_exec();
+            fail_without_shell(session::exec(&plan))
+        }
+    }
+}
+
+/// The plan for the configured user's session (root switches to them).
+pub fn session_plan(
+    config: &Config,
+    account: Account,
+    invocation: Invocation,
+    inherited: &[(OsString, OsString)],
+    cwd: Option<&Path>,
+) -> Plan {
+    let (shells, note) = candidates(config, &account);
+    if let Some(note) = note {
+        log::error!("{note}; using {}", shells[0].display());
+    }
+    let runtime_dir = Path::new("/run/user").join(account.uid.to_string());
+    let runtime_dir = runtime_dir.is_dir().then_some(runtime_dir);
+    let env = session::session_env(inherited, &account, &shells[0], runtime_dir.as_deref());
+    Plan {
+        switch_user: !account.uid.is_root() || !Uid::current().is_root(),
+        cwds: session::cwd_candidates(cwd, &account),
+        account,
+        shells,
+        invocation,
+        env,
+    }
+}
+
+/// The plan for "just be a shell": no user switch, no directory change, the environment as
+/// given except `SHELL`, which names the real shell.
+fn plain_plan(config: &Config, account: Account, invocation: Invocation, inherited: &[(OsString, OsString)]) -> Plan {
+    let (shells, note) = candidates(config, &account);
+    if let Some(note) = note {
+        log::error!("{note}; using {}", shells[0].display());
+    }
+    Plan { switch_user: false, cwds: Vec::new(), account, shells, invocation, env: inherited.to_vec() }
+}
+
+fn candidates(config: &Config, account: &Account) -> (Vec<std::path::PathBuf>, Option<String>) {
+    let me = session::self_identity();
+    let is_self = |p: &Path| {
+        session::is_same_file(p, me) || p.file_name().is_some_and(|n| n.as_bytes() == b"nixos-wsl-shell")
+    };
+    session::shell_candidates(account, config.shell.as_deref(), &is_self, &session::is_executable)
+}
+
+fn fail_without_shell(e: anyhow::Error) -> ! {
+    log::error!("no shell could be started: {e:#}");
+    std::process::exit(EXIT_NO_SHELL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn overrides() {
+        assert_eq!(Overrides::from_env(&[]), Overrides::default());
+        let o = Overrides::from_env(&env(&[("NIXOS_WSL_SYSTEMD", "off"), ("NIXOS_WSL_USER", "root")]));
+        assert!(o.systemd_off);
+        assert_eq!(o.user.as_deref(), Some("root"));
+        assert!(!Overrides::from_env(&env(&[("NIXOS_WSL_SYSTEMD", "on")])).systemd_off);
+        assert_eq!(Overrides::from_env(&env(&[("NIXOS_WSL_USER", "")])).user, None);
+    }
+}

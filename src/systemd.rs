@@ -1,1 +1,359 @@
-//! TODO: systemd
+//! Starting systemd as PID 1 of a new PID + mount namespace, and waiting for it to be ready.
+//!
+//! The fork chain (each step exists for a reason):
+//!
+//! ```text
+//! launcher ──fork──> creator ──unshare(PID|NS)── waits for "go" ──fork──> systemd (PID 1)
+//!    │  binds /proc/<creator>/ns/{pid_for_children,mnt} as handles, then sends "go"
+//!    └─ waits for READY=1 on $NOTIFY_SOCKET or for systemd's pidfd to close
+//! ```
+//!
+//! The handles are bound *before* systemd exists, so a launcher killed at any point leaves
+//! either no systemd or a systemd that the next launch finds through the handles: never an
+//! orphan nobody knows about. The creator exits right after forking, so systemd is re-parented
+//! to WSL's init and outlives the launching session.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::socket::{bind, recv, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::paths::{NOTIFY_SOCKET, SYSTEMD_LOG};
+use crate::supervise;
+
+/// The environment systemd starts with: WSL's own systemd mode passes exactly the `container*`
+/// variables. `container=wsl` makes systemd behave as a container init: without it,
+/// `poweroff` inside remounts the shared root filesystem read-only.
+const SYSTEMD_ENV: &[&str] = &["container=wsl", "container_host_id=windows"];
+
+/// A systemd that was started and has not yet been seen ready.
+pub struct Started {
+    /// Our end of `$NOTIFY_SOCKET`.
+    notify: OwnedFd,
+    /// Becomes readable when systemd exits.
+    pidfd: OwnedFd,
+    /// systemd's PID in the launcher's PID namespace.
+    pub pid: Pid,
+}
+
+/// How the wait for systemd ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `READY=1` arrived: the boot finished (possibly degraded).
+    Ready,
+    /// systemd exited before becoming ready.
+    Died,
+    /// The deadline passed; systemd is still running.
+    TimedOut,
+}
+
+/// Starts `systemd` in a new PID + mount namespace and binds the namespace handles.
+/// Must be called with the state lock held and the handle directory prepared.
+pub fn start(systemd: &Path) -> Result<Started> {
+    check_executable(systemd)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(SYSTEMD_LOG)
+        .with_context(|| format!("opening {SYSTEMD_LOG}"))?;
+    let notify = notify_socket()?;
+    let systemd_c = CString::new(systemd.as_os_str().as_bytes()).context("systemd path")?;
+    let env: Vec<CString> = SYSTEMD_ENV
+        .iter()
+        .map(|v| CString::new(*v))
+        .chain(std::iter::once(CString::new(format!("NOTIFY_SOCKET={NOTIFY_SOCKET}"))))
+        .collect::<Result<_, _>>()?;
+    let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+
+    // SAFETY: this program is single-threaded, so the child may allocate and run Rust code.
+    let creator = match unsafe { fork() }.context("forking the namespace creator")? {
+        ForkResult::Child => {
+            drop((go_write, report_read, notify));
+            let code = creator_main(go_read, report_write, &log, &systemd_c, &env);
+            // SAFETY: `_exit` skips atexit handlers and stdio flushing that belong to the parent.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((go_read, report_write, log));
+    let mut report = std::fs::File::from(report_read);
+    let outcome = (|| -> Result<Pid> {
+        let mut status = [0u8; 1];
+        if report.read(&mut status)? != 1 {
+            bail!("the namespace creator failed before unsharing");
+        }
+        if status[0] != b'U' {
+            let mut why = String::new();
+            let _ = report.read_to_string(&mut why);
+            bail!("creating the namespaces: {}", why.trim());
+        }
+        crate::namespace::bind_handles(creator)?;
+        std::fs::File::from(go_write).write_all(b"G").context("starting systemd")?;
+        let mut pid = String::new();
+        report.read_to_string(&mut pid)?;
+        let pid: i32 = pid.trim().parse().map_err(|_| anyhow!("the namespace creator failed: {}", pid.trim()))?;
+        Ok(Pid::from_raw(pid))
+    })();
+    let _ = waitpid(creator, None);
+    let pid = outcome?;
+    let pidfd = pidfd_open(pid).with_context(|| format!("systemd (pid {pid}) exited at once; see {SYSTEMD_LOG}"))?;
+    Ok(Started { notify, pidfd, pid })
+}
+
+/// The creator: unshares the namespaces, reports, waits for the go-ahead, forks systemd and
+/// reports its PID. Returns the creator's exit code. Errors go to the launcher as text.
+fn creator_main(
+    go: OwnedFd,
+    report: OwnedFd,
+    log: &std::fs::File,
+    systemd: &CString,
+    env: &[CString],
+) -> i32 {
+    let mut report = std::fs::File::from(report);
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS) {
+        let _ = write!(report, "Eunshare: {e}");
+        return 1;
+    }
+    // Receive WSL's mounts (/mnt/c, /mnt/wsl, WSLg, Docker Desktop's binds) but never send
+    // ours back: slave of WSL's peer group, and shared within the new namespace so systemd's
+    // services see its later mounts (systemd itself leaves propagation alone in a container).
+    for flags in [MsFlags::MS_SLAVE, MsFlags::MS_SHARED] {
+        if let Err(e) = mount(None::<&str>, "/", None::<&str>, flags | MsFlags::MS_REC, None::<&str>) {
+            let _ = write!(report, "Esetting mount propagation: {e}");
+            return 1;
+        }
+    }
+    if report.write_all(b"U").is_err() {
+        return 1;
+    }
+    let mut go_byte = [0u8; 1];
+    if !matches!(std::fs::File::from(go).read(&mut go_byte), Ok(1)) {
+        // The launcher died before binding the handles: start nothing.
+        return 1;
+    }
+    // SAFETY: single-threaded (the creator is a fork of a single-threaded program).
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(report);
+            let code = systemd_main(log, systemd, env);
+            // SAFETY: see above.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = write!(report, "{child}");
+            0
+        }
+        Err(e) => {
+            let _ = write!(report, "forking systemd: {e}");
+            1
+        }
+    }
+}
+
+/// PID 1 of the new namespace, before exec'ing systemd: a fresh `/proc` for the new PID
+/// namespace, `binfmt_misc` (otherwise systemd puts a broken automount there), our log as
+/// `/dev/console` (a container systemd logs to the console), its own session, stdio, default
+/// signals. Returns only on failure, with the exit code.
+fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 {
+    let mut err = log;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        let mut err = log;
+        let _ = writeln!(err, "nixos-wsl: {what}: {e}");
+        1
+    };
+    let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if let Err(e) = mount(Some("proc"), "/proc", Some("proc"), proc_flags, None::<&str>) {
+        return fail("mounting /proc", &e);
+    }
+    if Path::new("/proc/sys/fs/binfmt_misc").is_dir() {
+        // Absent from some kernels; systemd then copes on its own.
+        let _ = mount(Some("binfmt_misc"), "/proc/sys/fs/binfmt_misc", Some("binfmt_misc"), proc_flags, None::<&str>);
+    }
+    if Path::new("/dev/console").exists() {
+        let _ = mount(Some(SYSTEMD_LOG), "/dev/console", None::<&str>, MsFlags::MS_BIND, None::<&str>);
+    }
+    let _ = nix::unistd::setsid();
+    let _ = nix::unistd::chdir("/");
+    let null = match OpenOptions::new().read(true).open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => return fail("opening /dev/null", &e),
+    };
+    for (from, to) in [(null.as_raw_fd(), 0), (log.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+        // dup2 clears close-on-exec on the target: exactly fds 0-2 reach systemd.
+        if let Err(e) = nix::unistd::dup2(from, to) {
+            return fail("setting up stdio", &e);
+        }
+    }
+    supervise::reset_signals_for_exec();
+    let argv = [systemd.clone()];
+    let e = nix::unistd::execve(systemd, &argv, env).unwrap_err();
+    let _ = writeln!(err, "nixos-wsl: cannot execute {}: {e}", systemd.to_string_lossy());
+    127
+}
+
+/// Refuses early (with a clear reason) when the systemd binary is missing or not executable.
+fn check_executable(path: &Path) -> Result<()> {
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
+        .with_context(|| format!("systemd is not executable at {}", path.display()))
+}
+
+/// Binds our end of `$NOTIFY_SOCKET` (a datagram socket, as `sd_notify` expects).
+fn notify_socket() -> Result<OwnedFd> {
+    let _ = std::fs::remove_file(NOTIFY_SOCKET);
+    let sock = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .context("creating the notification socket")?;
+    let addr = UnixAddr::new(NOTIFY_SOCKET)?;
+    bind(sock.as_raw_fd(), &addr).with_context(|| format!("binding {NOTIFY_SOCKET}"))?;
+    Ok(sock)
+}
+
+fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
+    // no memory of ours. The result is close-on-exec by definition.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(fd)? as i32;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl Started {
+    /// Waits until systemd sends `READY=1`, exits, or `deadline` passes. Prints one progress
+    /// line on stderr if the wait exceeds a second (never on stdout, never on the happy path).
+    pub fn wait(&self, deadline: Instant) -> Outcome {
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            let left = crate::namespace::remaining(deadline);
+            if left.is_zero() {
+                return Outcome::TimedOut;
+            }
+            let slice = if told { left } else { left.min(Duration::from_secs(1).saturating_sub(started.elapsed())) };
+            let mut fds = [
+                PollFd::new(self.notify.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+            ];
+            let timeout = PollTimeout::try_from(slice.as_millis().clamp(1, i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    if !told && started.elapsed() >= Duration::from_secs(1) {
+                        told = true;
+                        eprintln!("nixos-wsl: waiting for systemd to finish booting...");
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Outcome::TimedOut,
+            }
+            let readable = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+            if readable(&fds[0]) && self.drain_ready() {
+                return Outcome::Ready;
+            }
+            if readable(&fds[1]) {
+                // A READY=1 sent just before exiting still counts as not ready: it is gone.
+                return Outcome::Died;
+            }
+        }
+    }
+
+    /// Reads every queued notification; true if one of them says `READY=1`.
+    fn drain_ready(&self) -> bool {
+        let mut ready = false;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = recv(self.notify.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+            ready |= notification_says_ready(&buf[..n]);
+        }
+        ready
+    }
+}
+
+/// `sd_notify` datagrams are newline-separated `KEY=VALUE` assignments.
+pub fn notification_says_ready(datagram: &[u8]) -> bool {
+    datagram.split(|&b| b == b'\n').any(|line| line == b"READY=1")
+}
+
+/// For a launch that finds systemd alive but no readiness record (its starter was killed or
+/// gave up): asks systemd itself, `systemctl is-system-running --wait`, bounded by `deadline`.
+/// Must run after joining the namespace. True when the boot finished (running or degraded).
+pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
+    let Some(systemctl) = systemctl_for(systemd) else {
+        log::warn!("no systemctl next to {}; not waiting for systemd", systemd.display());
+        return false;
+    };
+    let child = Command::new(&systemctl)
+        .args(["is-system-running", "--wait"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return false };
+    let pid = Pid::from_raw(child.id() as i32);
+    let Ok(pidfd) = pidfd_open(pid) else { return false };
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let left = crate::namespace::remaining(deadline).as_millis().clamp(0, i32::MAX as u128) as i32;
+    let exited = matches!(poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0);
+    if !exited {
+        let _ = child.kill();
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let _ = child.wait();
+    exited && matches!(out.trim(), "running" | "degraded")
+}
+
+/// `systemctl` of the same systemd package: `<pkg>/lib/systemd/systemd` -> `<pkg>/bin/systemctl`,
+/// else the usual locations.
+pub fn systemctl_for(systemd: &Path) -> Option<PathBuf> {
+    let sibling = systemd.parent()?.parent()?.parent().map(|pkg| pkg.join("bin/systemctl"));
+    sibling
+        .into_iter()
+        .chain(["/run/current-system/sw/bin/systemctl", "/usr/bin/systemctl", "/bin/systemctl"].map(PathBuf::from))
+        .find(|p| nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_is_a_whole_line() {
+        assert!(notification_says_ready(b"READY=1"));
+        assert!(notification_says_ready(b"STATUS=Startup finished\nREADY=1\n"));
+        assert!(!notification_says_ready(b"READY=10"));
+        assert!(!notification_says_ready(b"STATUS=READY=1"));
+        assert!(!notification_says_ready(b""));
+    }
+
+    #[test]
+    fn systemctl_next_to_systemd() {
+        let dir = std::env::temp_dir().join(format!("nixos-wsl-systemctl-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::create_dir_all(dir.join("lib/systemd")).unwrap();
+        let ctl = dir.join("bin/systemctl");
+        std::fs::write(&ctl, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        assert_eq!(systemctl_for(&dir.join("lib/systemd/systemd")), Some(ctl));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,1 +1,72 @@
-fn main() {}
+//! `nixos-wsl`: the admin CLI. Subcommands are a table, so adding one is one line plus its
+//! module's `main(args) -> exit status`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// A subcommand: its name, a one-line summary for `--help`, and its entry point (arguments
+/// after the subcommand's name; returns the exit status).
+struct Subcommand {
+    name: &'static str,
+    summary: &'static str,
+    run: fn(&[OsString]) -> i32,
+}
+
+const SUBCOMMANDS: &[Subcommand] = &[Subcommand {
+    name: "tarball",
+    summary: "build, wrap and verify distribution tarballs (`nixos-wsl tarball --help`)",
+    run: nixos_wsl::tarball::cli::main,
+}];
+
+fn usage() -> String {
+    let mut s =
+        String::from("usage: nixos-wsl [--version | --help] <command> [args...]\n\ncommands:\n");
+    for c in SUBCOMMANDS {
+        s.push_str(&format!("  {:<10} {}\n", c.name, c.summary));
+    }
+    s
+}
+
+fn init_logging() {
+    // Our own variable, default `warn`; messages are prefixed with the program name.
+    let filter = std::env::var("NIXOS_WSL_LOG").unwrap_or_else(|_| "warn".into());
+    env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format(|buf, record| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "nixos-wsl: {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            )
+        })
+        .init();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    init_logging();
+    let Some(first) = args.first() else {
+        eprint!("{}", usage());
+        return ExitCode::from(2);
+    };
+    let code = match first.to_str() {
+        Some("--version") | Some("-V") => {
+            println!("nixos-wsl {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("--help") | Some("-h") | Some("help") => {
+            print!("{}", usage());
+            0
+        }
+        name => match SUBCOMMANDS.iter().find(|c| Some(c.name) == name) {
+            Some(c) => (c.run)(&args[1..]),
+            None => {
+                eprint!("nixos-wsl: unknown command {first:?}\n{}", usage());
+                2
+            }
+        },
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

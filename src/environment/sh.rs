@@ -1,0 +1,204 @@
+//! The fallback: sources the file with a real shell and reads back the environment it exports.
+//!
+//! Used only when [`super::script`] refuses the file (an `extraInit` with loops, command
+//! substitution...). Costs a fork and two execs, about a millisecond, and is bounded in time
+//! so a file that blocks cannot hang every launch.
+
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::script::is_name;
+use super::Env;
+
+/// Checks the syntax first (`-n`): bash, even as `sh`, carries on after a syntax error in a
+/// dot script, which would hand back half an environment. The file's own output goes to
+/// stderr so that stdout carries nothing but `env -0`. `$1` file, `$2` env, `$3` shell.
+const SCRIPT: &str = r#""$3" -n "$1" >&2 || exit; . "$1" >&2; exec "$2" -0"#;
+
+/// `env` by absolute path, so a file that empties PATH still reports its environment.
+const ENV_PROGRAMS: &[&str] = &["/run/current-system/sw/bin/env", "/usr/bin/env", "/bin/env"];
+
+/// Variables the shell itself sets or changes; the session gets the values it was given.
+const SHELL_OWNED: &[&str] = &["_", "SHLVL", "PWD", "OLDPWD"];
+
+/// Beyond this, the output is not an environment.
+const MAX_OUTPUT: usize = 16 << 20;
+/// Enough of stderr for a one-line reason.
+const MAX_STDERR: usize = 4096;
+
+/// Runs `shell -c '. file; exec env -0'` with exactly `env` (nothing of our own environment)
+/// and returns the environment it exports, in `env`'s order, new names after.
+///
+/// Variables the shell manages (`_`, `SHLVL`, `PWD`, `OLDPWD`) keep their values from `env`
+/// or stay absent; names that are not shell names (`A-B`), which some shells drop on
+/// import, are carried over from `env`. `Err` has a one-line reason: a syntax error (the
+/// shell's first message), a non-zero exit, or no answer within `timeout` (the shell is
+/// killed; background jobs the file started are left alone).
+pub fn source(shell: &Path, file: &Path, env: &Env, timeout: Duration) -> anyhow::Result<Env> {
+    let env_program = ENV_PROGRAMS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .with_context(|| format!("no `env` program in {}", ENV_PROGRAMS.join(", ")))?;
+    // `.` searches PATH for a name without a slash.
+    let file = if file.is_absolute() {
+        file.to_owned()
+    } else {
+        Path::new(".").join(file)
+    };
+    let mut child = Command::new(shell)
+        .args(["-c", SCRIPT, "sh"])
+        .arg(&file)
+        .arg(env_program)
+        .arg(shell)
+        .env_clear()
+        .envs(env.iter())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", shell.display()))?;
+    let outcome = collect(&mut child, timeout);
+    if outcome.is_err() {
+        // Our own child, by pid; it may already be gone.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (status, stdout, stderr) = outcome?;
+    if !status.success() {
+        let reason = String::from_utf8_lossy(&stderr);
+        match reason.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(line) => bail!("{line}"),
+            None => bail!("{} exited with {status}", shell.display()),
+        }
+    }
+    Ok(merge(env, parse_env0(&stdout)))
+}
+
+/// Reads stdout to its end and stderr as far as it goes, then reaps the child.
+fn collect(
+    child: &mut Child,
+    timeout: Duration,
+) -> anyhow::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || anyhow::anyhow!("no answer within {timeout:?}");
+    let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        bail!("the shell's pipes are missing");
+    };
+    // Non-blocking: a background job the file started may hold stderr open for ever.
+    set_nonblocking(&stdout).context("setting up the shell's stdout")?;
+    set_nonblocking(&stderr).context("setting up the shell's stderr")?;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut stderr_open = true;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out());
+        }
+        let timeout = PollTimeout::try_from(remaining).unwrap_or(PollTimeout::MAX);
+        let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
+        if stderr_open {
+            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("waiting for the shell's output"),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.any() == Some(true)).collect();
+        drop(fds);
+        if ready.get(1) == Some(&true) {
+            stderr_open = read_available(&mut stderr, &mut err, MAX_STDERR)?;
+        }
+        if ready[0] && !read_available(&mut stdout, &mut out, MAX_OUTPUT)? {
+            break;
+        }
+        if out.len() >= MAX_OUTPUT {
+            bail!("more than {MAX_OUTPUT} bytes of environment");
+        }
+    }
+    // stdout is closed: the shell has exec'd `env`, which exits now, or the shell exited.
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for the shell")? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if stderr_open {
+        read_available(&mut stderr, &mut err, MAX_STDERR)?;
+    }
+    Ok((status, out, err))
+}
+
+fn set_nonblocking(pipe: &impl AsRawFd) -> nix::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(pipe.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(
+        pipe.as_raw_fd(),
+        FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
+    )?;
+    Ok(())
+}
+
+/// Appends what a non-blocking pipe has now, up to `limit` bytes kept; `false` at its end.
+fn read_available(pipe: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                let keep = n.min(limit.saturating_sub(buf.len()));
+                buf.extend_from_slice(&chunk[..keep]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `NAME=value\0...` as `env -0` prints it; entries without `=` are skipped.
+pub fn parse_env0(output: &[u8]) -> Env {
+    output
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let eq = entry.iter().position(|&b| b == b'=')?;
+            Some((
+                OsString::from_vec(entry[..eq].to_vec()),
+                OsString::from_vec(entry[eq + 1..].to_vec()),
+            ))
+        })
+        .collect()
+}
+
+/// The shell's result, ordered like `before` with new names after, shell-owned variables
+/// as in `before`, and non-shell names from `before` kept.
+fn merge(before: &Env, mut after: Env) -> Env {
+    for name in SHELL_OWNED {
+        after.remove(name);
+    }
+    let mut merged = Env::new();
+    for (name, value) in before.iter() {
+        let keep_before =
+            SHELL_OWNED.contains(&name.to_str().unwrap_or_default()) || !is_name(name.as_bytes());
+        match after.remove(name) {
+            Some(new) if !keep_before => merged.set(name, new),
+            _ if keep_before => merged.set(name, value),
+            _ => {}
+        }
+    }
+    for (name, value) in after.into_vec() {
+        merged.set(name, value);
+    }
+    merged
+}

@@ -1,0 +1,155 @@
+//! Handing over to the real system: root's login shell from the unpacked `/etc/passwd`,
+//! executed with the arguments WSL gave the installer, so `wsl -d NixOS -- cmd` runs `cmd` on
+//! the very first launch and returns its exit status.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// The shell of the first uid-0 entry of a passwd file; an empty shell field means `/bin/sh`
+/// (passwd(5)). `None` if there is no uid-0 entry.
+pub fn root_shell(passwd: &[u8]) -> Option<Vec<u8>> {
+    for line in passwd.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if fields.len() < 7 || fields[0].is_empty() || fields[0].starts_with(b"#") {
+            continue;
+        }
+        if fields[2] == b"0" {
+            let shell = fields[6].strip_suffix(b"\r").unwrap_or(fields[6]);
+            return Some(if shell.is_empty() {
+                b"/bin/sh".to_vec()
+            } else {
+                shell.to_vec()
+            });
+        }
+    }
+    None
+}
+
+/// The argv for the new shell. A login shell (argv[0] starting with `-`, as WSL starts the
+/// interactive shell) stays a login shell under the new shell's name; otherwise argv[0] is the
+/// shell's path. The arguments are passed on verbatim.
+pub fn shell_argv(original: &[OsString], shell: &[u8]) -> Vec<OsString> {
+    let login = original
+        .first()
+        .is_some_and(|a| a.as_bytes().starts_with(b"-"));
+    let first = if login {
+        let base = shell.rsplit(|&b| b == b'/').next().unwrap_or(shell);
+        let mut a = b"-".to_vec();
+        a.extend_from_slice(base);
+        OsString::from_vec(a)
+    } else {
+        OsString::from_vec(shell.to_vec())
+    };
+    std::iter::once(first)
+        .chain(original.iter().skip(1).cloned())
+        .collect()
+}
+
+/// Where the shell's file is: inside `root` for test runs against a temporary root, as is
+/// when `root` is `/`.
+pub fn program_path(root: &Path, shell: &[u8]) -> PathBuf {
+    let rel = Path::new(OsStr::from_bytes(shell));
+    if root == Path::new("/") {
+        rel.to_path_buf()
+    } else {
+        root.join(rel.strip_prefix("/").unwrap_or(rel))
+    }
+}
+
+fn cstring(bytes: &[u8]) -> Option<CString> {
+    CString::new(bytes.to_vec()).ok()
+}
+
+/// Replaces the process with `program` and `argv`. Returns only on failure, with the errno.
+pub fn exec(program: &Path, argv: &[OsString]) -> nix::Error {
+    let Some(path) = cstring(program.as_os_str().as_bytes()) else {
+        return nix::Error::EINVAL;
+    };
+    let args: Option<Vec<CString>> = argv.iter().map(|a| cstring(a.as_bytes())).collect();
+    let Some(args) = args else {
+        return nix::Error::EINVAL;
+    };
+    match nix::unistd::execv(&path, &args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// Shells to offer when the installation cannot proceed (none in a pristine installer system,
+/// but a user may have put one there): `(path, argv[0])`.
+pub fn fallback_shells(root: &Path) -> Vec<(PathBuf, &'static str)> {
+    [
+        ("bin/bash", "bash"),
+        ("usr/bin/bash", "bash"),
+        ("bin/busybox", "sh"),
+    ]
+    .into_iter()
+    .map(|(p, a)| (root.join(p), a))
+    .filter(|(p, _)| {
+        std::fs::metadata(p)
+            .map(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
+            .unwrap_or(false)
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn finds_root_shell() {
+        let pw = b"# comment\nnobody:x:65534:65534::/:/bin/false\nroot:x:0:0:System administrator:/root:/run/current-system/sw/bin/nixos-wsl-shell\n";
+        assert_eq!(
+            root_shell(pw).unwrap(),
+            b"/run/current-system/sw/bin/nixos-wsl-shell"
+        );
+        assert_eq!(root_shell(b"root:x:0:0::/root:\n").unwrap(), b"/bin/sh");
+        assert_eq!(
+            root_shell(b"root:x:0:0::/root:/bin/bash\r\n").unwrap(),
+            b"/bin/bash"
+        );
+        assert_eq!(root_shell(b"user:x:1000:100::/home:/bin/sh\n"), None);
+        assert_eq!(root_shell(b"garbage"), None);
+    }
+
+    #[test]
+    fn login_shells_stay_login_shells() {
+        let argv = shell_argv(
+            &os(&["-nixos-wsl-installer"]),
+            b"/nix/store/x/bin/nixos-wsl-shell",
+        );
+        assert_eq!(argv, os(&["-nixos-wsl-shell"]));
+        let argv = shell_argv(
+            &os(&[
+                "/nixos-wsl-installer/nixos-wsl-installer",
+                "-c",
+                "echo hi; exit 3",
+            ]),
+            b"/bin/sh",
+        );
+        assert_eq!(argv, os(&["/bin/sh", "-c", "echo hi; exit 3"]));
+        let argv = shell_argv(&os(&["-sh", "-c", "x"]), b"sh");
+        assert_eq!(argv, os(&["-sh", "-c", "x"]));
+    }
+
+    #[test]
+    fn program_paths() {
+        assert_eq!(
+            program_path(Path::new("/"), b"/bin/sh"),
+            PathBuf::from("/bin/sh")
+        );
+        assert_eq!(
+            program_path(Path::new("/tmp/r"), b"/bin/sh"),
+            PathBuf::from("/tmp/r/bin/sh")
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! `nixos-wsl tarball ...`: argument parsing (pure) and dispatch.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::build::{self, BuildOptions};
+use super::image::{self, ImageOptions};
+use super::verify;
+use crate::installer::extract::{open_dir, Extractor, Owners};
+
+pub const USAGE: &str = "\
+usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths FILE]
+                               [--mtime SECS] [--keep-owners] [--level 0-9]
+       nixos-wsl tarball installer --rootfs ROOTFS.tar.gz --installer PATH --output OUT.tar.gz
+                               [--mtime SECS]
+       nixos-wsl tarball verify FILE
+       nixos-wsl tarball bench TARBALL [--work-dir DIR] [--runs N]
+
+  build      pack DIR as / plus the store paths listed in FILE, reproducibly (sorted entries,
+             fixed mtime: --mtime, else $SOURCE_DATE_EPOCH, else 1; owners root:root unless
+             --keep-owners; hard links kept)
+  installer  wrap a root filesystem tarball in the hard-link-free installer tarball WSL imports
+  verify     check a tarball as WSL would import and start it; prints findings, exits 1 on errors
+  bench      compare the installer's extraction throughput with `tar -xzf` on the same tarball
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Build {
+        source: PathBuf,
+        output: PathBuf,
+        store_paths: Option<PathBuf>,
+        mtime: Option<i64>,
+        keep_owners: bool,
+        level: u32,
+    },
+    Installer {
+        rootfs: PathBuf,
+        installer: PathBuf,
+        output: PathBuf,
+        mtime: Option<i64>,
+    },
+    Verify {
+        file: PathBuf,
+    },
+    Bench {
+        tarball: PathBuf,
+        work_dir: Option<PathBuf>,
+        runs: u32,
+    },
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Options and positionals of one subcommand.
+struct Args {
+    values: Vec<(String, OsString)>,
+    flags: Vec<String>,
+    positionals: Vec<OsString>,
+}
+
+/// Splits `args` by the subcommand's known `valued` options and `flags`.
+fn split(args: &[OsString], valued: &[&str], flags: &[&str]) -> Result<Args, UsageError> {
+    let mut out = Args {
+        values: Vec::new(),
+        flags: Vec::new(),
+        positionals: Vec::new(),
+    };
+    let mut it = args.iter();
+    let mut only_positionals = false;
+    while let Some(arg) = it.next() {
+        let text = arg.to_string_lossy();
+        if only_positionals || !text.starts_with("--") {
+            out.positionals.push(arg.clone());
+            continue;
+        }
+        if text == "--" {
+            only_positionals = true;
+            continue;
+        }
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
+            None => (text.to_string(), None),
+        };
+        if valued.contains(&name.as_str()) {
+            let value = match inline {
+                Some(v) => v,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| UsageError(format!("{name} needs a value")))?,
+            };
+            if out.values.iter().any(|(n, _)| *n == name) {
+                return Err(UsageError(format!("{name} given twice")));
+            }
+            out.values.push((name, value));
+        } else if flags.contains(&name.as_str()) && inline.is_none() {
+            out.flags.push(name);
+        } else {
+            return Err(UsageError(format!("unknown option {name}")));
+        }
+    }
+    Ok(out)
+}
+
+impl Args {
+    fn get(&self, name: &str) -> Option<PathBuf> {
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| PathBuf::from(v))
+    }
+    fn need(&self, name: &str) -> Result<PathBuf, UsageError> {
+        self.get(name)
+            .ok_or_else(|| UsageError(format!("{name} is required")))
+    }
+    fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, UsageError> {
+        match self.values.iter().find(|(n, _)| n == name) {
+            None => Ok(None),
+            Some((_, v)) => v
+                .to_str()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| UsageError(format!("{name} needs a number, not {v:?}"))),
+        }
+    }
+    fn no_positionals(&self) -> Result<(), UsageError> {
+        match self.positionals.first() {
+            Some(p) => Err(UsageError(format!("unexpected argument {p:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parses the arguments after `tarball`.
+pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
+    let Some(sub) = args.first() else {
+        return Err(UsageError("missing subcommand".into()));
+    };
+    let rest = &args[1..];
+    match sub.to_string_lossy().as_ref() {
+        "build" => {
+            let a = split(
+                rest,
+                &[
+                    "--source",
+                    "--output",
+                    "--store-paths",
+                    "--mtime",
+                    "--level",
+                ],
+                &["--keep-owners"],
+            )?;
+            a.no_positionals()?;
+            let level = a.number::<u32>("--level")?.unwrap_or(6);
+            if level > 9 {
+                return Err(UsageError("--level is 0 to 9".into()));
+            }
+            Ok(Command::Build {
+                source: a.need("--source")?,
+                output: a.need("--output")?,
+                store_paths: a.get("--store-paths"),
+                mtime: a.number("--mtime")?,
+                keep_owners: a.flags.iter().any(|f| f == "--keep-owners"),
+                level,
+            })
+        }
+        "installer" => {
+            let a = split(
+                rest,
+                &["--rootfs", "--installer", "--output", "--mtime"],
+                &[],
+            )?;
+            a.no_positionals()?;
+            Ok(Command::Installer {
+                rootfs: a.need("--rootfs")?,
+                installer: a.need("--installer")?,
+                output: a.need("--output")?,
+                mtime: a.number("--mtime")?,
+            })
+        }
+        "verify" => {
+            let a = split(rest, &[], &[])?;
+            match a.positionals.as_slice() {
+                [file] => Ok(Command::Verify {
+                    file: PathBuf::from(file),
+                }),
+                _ => Err(UsageError("verify takes exactly one FILE".into())),
+            }
+        }
+        "bench" => {
+            let a = split(rest, &["--work-dir", "--runs"], &[])?;
+            let runs = a.number::<u32>("--runs")?.unwrap_or(3).max(1);
+            match a.positionals.as_slice() {
+                [file] => Ok(Command::Bench {
+                    tarball: PathBuf::from(file),
+                    work_dir: a.get("--work-dir"),
+                    runs,
+                }),
+                _ => Err(UsageError("bench takes exactly one TARBALL".into())),
+            }
+        }
+        "--help" | "-h" | "help" => Ok(Command::Help),
+        other => Err(UsageError(format!("unknown subcommand {other:?}"))),
+    }
+}
+
+fn mtime(given: Option<i64>) -> Result<i64> {
+    match given {
+        Some(m) => Ok(m),
+        None => build::default_mtime(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref()),
+    }
+}
+
+/// Runs a parsed command; returns the exit status.
+pub fn run(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Command::Build {
+            source,
+            output,
+            store_paths,
+            mtime: m,
+            keep_owners,
+            level,
+        } => {
+            let store_paths = match store_paths {
+                None => Vec::new(),
+                Some(f) => {
+                    let text =
+                        std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                    build::parse_store_paths(&text)
+                        .with_context(|| format!("parsing {}", f.display()))?
+                }
+            };
+            build::build(&BuildOptions {
+                source,
+                store_paths,
+                output,
+                mtime: mtime(m)?,
+                keep_owners,
+                level,
+            })?;
+            Ok(0)
+        }
+        Command::Installer {
+            rootfs,
+            installer,
+            output,
+            mtime: m,
+        } => {
+            image::build_installer(&ImageOptions {
+                rootfs,
+                installer,
+                output,
+                mtime: mtime(m)?,
+            })?;
+            Ok(0)
+        }
+        Command::Verify { file } => {
+            let findings = verify::verify_file(&file)?;
+            let mut out = std::io::stdout().lock();
+            for f in &findings {
+                writeln!(out, "{f}")?;
+            }
+            Ok(if verify::has_errors(&findings) { 1 } else { 0 })
+        }
+        Command::Bench {
+            tarball,
+            work_dir,
+            runs,
+        } => {
+            bench(&tarball, work_dir, runs)?;
+            Ok(0)
+        }
+    }
+}
+
+/// `nixos-wsl tarball ARGS...` as a whole: usage errors print the usage on stderr and give 2.
+pub fn main(args: &[OsString]) -> i32 {
+    match parse(args) {
+        Err(e) => {
+            eprintln!("nixos-wsl tarball: {e}\n{USAGE}");
+            2
+        }
+        Ok(cmd) => match run(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("nixos-wsl tarball: error: {e:#}");
+                1
+            }
+        },
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Extracts `tarball` into a fresh directory with our extractor (what the installer does after
+/// its checksum) and with `tar -xzf`, `runs` times each, alternating; prints the medians.
+pub fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) -> Result<()> {
+    let base = work_dir
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("nixos-wsl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let size = std::fs::metadata(tarball)
+        .with_context(|| format!("examining {}", tarball.display()))?
+        .len();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut unpacked = 0;
+    let result = (|| -> Result<()> {
+        for run in 0..runs {
+            let a = base.join(format!("ours-{run}"));
+            let b = base.join(format!("tar-{run}"));
+            std::fs::create_dir(&a)?;
+            std::fs::create_dir(&b)?;
+            let t = Instant::now();
+            let file = std::fs::File::open(tarball)?;
+            let mut reader = super::reader::Reader::new(super::decompress::open_threaded(file)?);
+            let mut x = Extractor::new(open_dir(&a)?, Owners::default_for_euid())?;
+            x.extract_all(&mut reader, &mut |_| {}, &mut |_| true)?;
+            x.finish()?;
+            ours.push(t.elapsed());
+            unpacked = reader.offset();
+
+            let t = Instant::now();
+            let status = std::process::Command::new("tar")
+                .arg("-xzf")
+                .arg(tarball)
+                .arg("-C")
+                .arg(&b)
+                .status()
+                .context("running tar")?;
+            if !status.success() {
+                bail!("tar -xzf failed: {status}");
+            }
+            theirs.push(t.elapsed());
+            std::fs::remove_dir_all(&a)?;
+            std::fs::remove_dir_all(&b)?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&base);
+    result?;
+    let t = Instant::now();
+    let (_, _) = super::image::sha256_file(tarball)?;
+    let hash = t.elapsed();
+    let (o, g) = (median(ours), median(theirs));
+    let mbps = |d: Duration| unpacked as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "tarball: {} ({:.1} MB compressed, {:.1} MB unpacked), {runs} run(s), medians:",
+        tarball.display(),
+        size as f64 / 1e6,
+        unpacked as f64 / 1e6
+    );
+    println!(
+        "  nixos-wsl-installer extraction: {:.3} s ({:.1} MB/s)",
+        o.as_secs_f64(),
+        mbps(o)
+    );
+    println!(
+        "  tar -xzf:                       {:.3} s ({:.1} MB/s)",
+        g.as_secs_f64(),
+        mbps(g)
+    );
+    println!(
+        "  throughput ratio (installer / tar): {:.2}",
+        g.as_secs_f64() / o.as_secs_f64()
+    );
+    println!(
+        "  installer's SHA-256 check beforehand: {:.3} s",
+        hash.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_the_contract() {
+        assert_eq!(
+            parse(&args(&[
+                "build",
+                "--source",
+                "s",
+                "--output=o.tar.gz",
+                "--store-paths",
+                "f",
+                "--mtime",
+                "5"
+            ]))
+            .unwrap(),
+            Command::Build {
+                source: "s".into(),
+                output: "o.tar.gz".into(),
+                store_paths: Some("f".into()),
+                mtime: Some(5),
+                keep_owners: false,
+                level: 6
+            }
+        );
+        assert!(matches!(
+            parse(&args(&[
+                "build",
+                "--source",
+                "s",
+                "--output",
+                "o",
+                "--keep-owners"
+            ]))
+            .unwrap(),
+            Command::Build {
+                keep_owners: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            parse(&args(&[
+                "installer",
+                "--rootfs",
+                "r",
+                "--installer",
+                "i",
+                "--output",
+                "o"
+            ]))
+            .unwrap(),
+            Command::Installer {
+                rootfs: "r".into(),
+                installer: "i".into(),
+                output: "o".into(),
+                mtime: None
+            }
+        );
+        assert_eq!(
+            parse(&args(&["verify", "x.tar.gz"])).unwrap(),
+            Command::Verify {
+                file: "x.tar.gz".into()
+            }
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &["build", "--source", "s"][..],
+            &["build", "--source", "s", "--output", "o", "--mtime", "soon"],
+            &["build", "--source", "s", "--output", "o", "--frobnicate"],
+            &["build", "--source", "s", "--output", "o", "extra"],
+            &["build", "--source"],
+            &["verify"],
+            &["verify", "a", "b"],
+            &["explode"],
+            &[],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,650 @@
+//! The tar header format: one 512-byte block per entry, plus PAX extended headers
+//! (POSIX.1-2001) and GNU long-name blocks for what does not fit.
+//!
+//! Only pure functions live here: encoding a header for the writer and decoding one for the
+//! reader. Numbers are octal ASCII, or GNU base-256 when they do not fit; names longer than the
+//! ustar fields go into a PAX `path`/`linkpath` record, which both GNU tar and bsdtar (the
+//! extractor behind `wsl --import`) understand.
+
+use std::fmt;
+
+/// Size of a tar block.
+pub const BLOCK: usize = 512;
+
+/// Name written into the header of PAX extended-header blocks. Readers ignore it; a constant
+/// keeps the output deterministic (GNU tar puts its pid there by default).
+const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
+
+/// What an entry is, from its type flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regular,
+    HardLink,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Directory,
+    Fifo,
+    /// A type flag this crate does not handle (sparse files, volume labels, ...).
+    Other(u8),
+}
+
+impl Kind {
+    /// Decodes a type flag. `'7'` (contiguous file) is a regular file for every extractor.
+    pub fn from_flag(flag: u8) -> Kind {
+        match flag {
+            b'0' | b'\0' | b'7' => Kind::Regular,
+            b'1' => Kind::HardLink,
+            b'2' => Kind::Symlink,
+            b'3' => Kind::CharDevice,
+            b'4' => Kind::BlockDevice,
+            b'5' => Kind::Directory,
+            b'6' => Kind::Fifo,
+            other => Kind::Other(other),
+        }
+    }
+
+    /// The type flag written for this kind.
+    pub fn flag(self) -> u8 {
+        match self {
+            Kind::Regular => b'0',
+            Kind::HardLink => b'1',
+            Kind::Symlink => b'2',
+            Kind::CharDevice => b'3',
+            Kind::BlockDevice => b'4',
+            Kind::Directory => b'5',
+            Kind::Fifo => b'6',
+            Kind::Other(flag) => flag,
+        }
+    }
+
+    /// Whether the entry carries file data after its header.
+    pub fn has_data(self) -> bool {
+        matches!(self, Kind::Regular)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Regular => f.write_str("regular file"),
+            Kind::HardLink => f.write_str("hard link"),
+            Kind::Symlink => f.write_str("symlink"),
+            Kind::CharDevice => f.write_str("character device"),
+            Kind::BlockDevice => f.write_str("block device"),
+            Kind::Directory => f.write_str("directory"),
+            Kind::Fifo => f.write_str("fifo"),
+            Kind::Other(flag) => write!(f, "unsupported entry type {:?}", *flag as char),
+        }
+    }
+}
+
+/// One archive entry's metadata, with long names and PAX overrides already applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The path as stored (for example `./etc/passwd` or `etc/`), raw bytes.
+    pub path: Vec<u8>,
+    /// Symlink target, or the archive path a hard link points to.
+    pub link: Vec<u8>,
+    pub kind: Kind,
+    /// Permission bits including setuid/setgid/sticky (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Size of the data that follows the header (0 for everything but regular files).
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+}
+
+impl Entry {
+    /// An entry of `kind` at `path` with everything else zero.
+    pub fn new(kind: Kind, path: impl Into<Vec<u8>>) -> Entry {
+        Entry {
+            path: path.into(),
+            link: Vec::new(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: 0,
+            dev_major: 0,
+            dev_minor: 0,
+        }
+    }
+}
+
+/// Why a header block could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    Checksum { stored: u64, computed: u64 },
+    Number { field: &'static str },
+    Pax(String),
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::Checksum { stored, computed } => write!(
+                f,
+                "header checksum mismatch (stored {stored}, computed {computed}): not a tar archive or corrupt"
+            ),
+            HeaderError::Number { field } => write!(f, "malformed number in header field {field}"),
+            HeaderError::Pax(why) => write!(f, "malformed PAX extended header: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+// Field offsets and lengths of the ustar header.
+const NAME: (usize, usize) = (0, 100);
+const MODE: (usize, usize) = (100, 8);
+const UID: (usize, usize) = (108, 8);
+const GID: (usize, usize) = (116, 8);
+const SIZE: (usize, usize) = (124, 12);
+const MTIME: (usize, usize) = (136, 12);
+const CHKSUM: (usize, usize) = (148, 8);
+const TYPEFLAG: usize = 156;
+const LINKNAME: (usize, usize) = (157, 100);
+const MAGIC: (usize, usize) = (257, 6);
+const VERSION: (usize, usize) = (263, 2);
+const DEVMAJOR: (usize, usize) = (329, 8);
+const DEVMINOR: (usize, usize) = (337, 8);
+const PREFIX: (usize, usize) = (345, 155);
+
+fn field(block: &[u8; BLOCK], (at, len): (usize, usize)) -> &[u8] {
+    &block[at..at + len]
+}
+
+/// A NUL-terminated string field.
+fn cstr(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => &bytes[..end],
+        None => bytes,
+    }
+}
+
+/// Decodes a numeric field: octal ASCII (leading spaces/NULs, trailing space/NUL), or GNU
+/// base-256 when the first byte has its high bit set.
+pub fn parse_number(bytes: &[u8]) -> Option<u64> {
+    if let Some(&first) = bytes.first() {
+        if first & 0x80 != 0 {
+            // Base-256: 0x80 marks a positive number in the remaining bits; 0xff a negative one,
+            // which no field we read may hold.
+            if first == 0xff {
+                return None;
+            }
+            let mut value: u64 = u64::from(first & 0x7f);
+            for &b in &bytes[1..] {
+                value = value.checked_mul(256)?.checked_add(u64::from(b))?;
+            }
+            return Some(value);
+        }
+    }
+    let digits: &[u8] = {
+        let start = bytes
+            .iter()
+            .position(|&b| b != b' ' && b != 0)
+            .unwrap_or(bytes.len());
+        let rest = &bytes[start..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b' ' || b == 0)
+            .unwrap_or(rest.len());
+        &rest[..end]
+    };
+    if digits.is_empty() {
+        return Some(0);
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        value = value.checked_mul(8)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(value)
+}
+
+/// Encodes `value` into a numeric field: octal with a trailing NUL when it fits, GNU base-256
+/// otherwise (bsdtar and GNU tar read both).
+fn put_number(out: &mut [u8], value: u64) {
+    let len = out.len();
+    let octal_digits = len - 1;
+    if octal_digits >= 22 || value < (1u64 << (3 * octal_digits)) {
+        let text = format!("{value:0width$o}", width = octal_digits);
+        out[..octal_digits].copy_from_slice(text.as_bytes());
+        out[octal_digits] = 0;
+    } else {
+        out.fill(0);
+        let bytes = value.to_be_bytes();
+        let n = bytes.len().min(len);
+        out[len - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+        out[0] |= 0x80;
+    }
+}
+
+/// Whether `value` fits the octal form of a field of `len` bytes.
+fn fits_octal(value: u64, len: usize) -> bool {
+    let digits = len - 1;
+    digits >= 22 || value < (1u64 << (3 * digits))
+}
+
+fn checksum(block: &[u8; BLOCK]) -> (u64, i64) {
+    let mut unsigned: u64 = 0;
+    let mut signed: i64 = 0;
+    for (i, &b) in block.iter().enumerate() {
+        let b = if (CHKSUM.0..CHKSUM.0 + CHKSUM.1).contains(&i) {
+            b' '
+        } else {
+            b
+        };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    (unsigned, signed)
+}
+
+/// Whether a block is all zeros (the end-of-archive marker).
+pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
+    block.iter().all(|&b| b == 0)
+}
+
+/// The fields of one raw header block, before long names and PAX records are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHeader {
+    pub flag: u8,
+    pub entry: Entry,
+}
+
+/// Decodes one header block (not an all-zero block).
+pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
+    let stored =
+        parse_number(field(block, CHKSUM)).ok_or(HeaderError::Number { field: "chksum" })?;
+    let (unsigned, signed) = checksum(block);
+    if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
+        return Err(HeaderError::Checksum {
+            stored,
+            computed: unsigned,
+        });
+    }
+    let number = |f: (usize, usize), name: &'static str| {
+        parse_number(field(block, f)).ok_or(HeaderError::Number { field: name })
+    };
+    let magic = field(block, MAGIC);
+    let is_ustar = magic == b"ustar\0" && field(block, VERSION) == b"00";
+    let name = cstr(field(block, NAME));
+    let path = if is_ustar {
+        let prefix = cstr(field(block, PREFIX));
+        if prefix.is_empty() {
+            name.to_vec()
+        } else {
+            let mut p = prefix.to_vec();
+            p.push(b'/');
+            p.extend_from_slice(name);
+            p
+        }
+    } else {
+        name.to_vec()
+    };
+    let flag = block[TYPEFLAG];
+    let mut kind = Kind::from_flag(flag);
+    // Pre-POSIX archives mark directories with a trailing slash on a regular-file entry.
+    if kind == Kind::Regular && flag == b'\0' && path.ends_with(b"/") {
+        kind = Kind::Directory;
+    }
+    let has_devices = is_ustar || magic == b"ustar ";
+    let entry = Entry {
+        path,
+        link: cstr(field(block, LINKNAME)).to_vec(),
+        kind,
+        mode: (number(MODE, "mode")? & 0o7777) as u32,
+        uid: number(UID, "uid")?,
+        gid: number(GID, "gid")?,
+        size: number(SIZE, "size")?,
+        mtime: i64::try_from(number(MTIME, "mtime")?).unwrap_or(i64::MAX),
+        dev_major: if has_devices {
+            u32::try_from(number(DEVMAJOR, "devmajor")?).unwrap_or(0)
+        } else {
+            0
+        },
+        dev_minor: if has_devices {
+            u32::try_from(number(DEVMINOR, "devminor")?).unwrap_or(0)
+        } else {
+            0
+        },
+    };
+    Ok(RawHeader { flag, entry })
+}
+
+/// The PAX records that override header fields.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pax {
+    pub path: Option<Vec<u8>>,
+    pub linkpath: Option<Vec<u8>>,
+    pub size: Option<u64>,
+    pub uid: Option<u64>,
+    pub gid: Option<u64>,
+    pub mtime: Option<i64>,
+    /// GNU sparse files are stored with `GNU.sparse.*` records; extracting them is unsupported.
+    pub sparse: bool,
+}
+
+impl Pax {
+    /// Applies these overrides to an entry decoded from the following header.
+    pub fn apply(&self, entry: &mut Entry) {
+        if let Some(p) = &self.path {
+            entry.path.clone_from(p);
+        }
+        if let Some(l) = &self.linkpath {
+            entry.link.clone_from(l);
+        }
+        if let Some(s) = self.size {
+            entry.size = s;
+        }
+        if let Some(u) = self.uid {
+            entry.uid = u;
+        }
+        if let Some(g) = self.gid {
+            entry.gid = g;
+        }
+        if let Some(m) = self.mtime {
+            entry.mtime = m;
+        }
+    }
+
+    /// Merges `other` over `self` (for global headers followed by a local one).
+    pub fn merged(&self, other: &Pax) -> Pax {
+        Pax {
+            path: other.path.clone().or_else(|| self.path.clone()),
+            linkpath: other.linkpath.clone().or_else(|| self.linkpath.clone()),
+            size: other.size.or(self.size),
+            uid: other.uid.or(self.uid),
+            gid: other.gid.or(self.gid),
+            mtime: other.mtime.or(self.mtime),
+            sparse: self.sparse || other.sparse,
+        }
+    }
+}
+
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Parses the body of a PAX extended header (`"%d %s=%s\n"` records).
+pub fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
+    let mut pax = Pax::default();
+    while !data.is_empty() {
+        if data.iter().all(|&b| b == 0) {
+            break;
+        }
+        let space = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| HeaderError::Pax("record without length".into()))?;
+        let len = parse_decimal(&data[..space])
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|&l| l > space + 1 && l <= data.len())
+            .ok_or_else(|| HeaderError::Pax("bad record length".into()))?;
+        let record = &data[space + 1..len];
+        let record = record
+            .strip_suffix(b"\n")
+            .ok_or_else(|| HeaderError::Pax("record not terminated by a newline".into()))?;
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| HeaderError::Pax("record without '='".into()))?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        let bad = |k: &str| HeaderError::Pax(format!("bad value for {k}"));
+        match key {
+            b"path" => pax.path = Some(value.to_vec()),
+            b"linkpath" => pax.linkpath = Some(value.to_vec()),
+            b"size" => pax.size = Some(parse_decimal(value).ok_or_else(|| bad("size"))?),
+            b"uid" => pax.uid = Some(parse_decimal(value).ok_or_else(|| bad("uid"))?),
+            b"gid" => pax.gid = Some(parse_decimal(value).ok_or_else(|| bad("gid"))?),
+            b"mtime" => {
+                // Seconds with an optional fraction; we keep whole seconds.
+                let text = std::str::from_utf8(value).map_err(|_| bad("mtime"))?;
+                let whole = text.split('.').next().unwrap_or("");
+                pax.mtime = Some(whole.parse().map_err(|_| bad("mtime"))?);
+            }
+            k if k.starts_with(b"GNU.sparse.") => pax.sparse = true,
+            _ => {}
+        }
+        data = &data[len..];
+    }
+    Ok(pax)
+}
+
+/// Appends one PAX record to `out`; the length prefix counts itself.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let base = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = base + 1;
+    while len != base + len.to_string().len() {
+        len = base + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+/// Splits a path into ustar `(prefix, name)` when it does not fit `name` alone.
+fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    if path.len() <= NAME.1 {
+        return Some((&[], path));
+    }
+    // The split happens at a '/' such that the prefix fits 155 bytes and the rest 100;
+    // a trailing slash (directories) belongs to the name part.
+    let search_end = path.len().saturating_sub(1);
+    (0..search_end)
+        .rev()
+        .filter(|&i| path[i] == b'/')
+        .find_map(|i| {
+            let (prefix, name) = (&path[..i], &path[i + 1..]);
+            (prefix.len() <= PREFIX.1 && !name.is_empty() && name.len() <= NAME.1)
+                .then_some((prefix, name))
+        })
+}
+
+fn ustar_block(entry: &Entry, path_prefix: &[u8], path_name: &[u8], link: &[u8]) -> [u8; BLOCK] {
+    let mut block = [0u8; BLOCK];
+    block[NAME.0..NAME.0 + path_name.len()].copy_from_slice(path_name);
+    put_number(
+        &mut block[MODE.0..MODE.0 + MODE.1],
+        u64::from(entry.mode & 0o7777),
+    );
+    put_number(&mut block[UID.0..UID.0 + UID.1], entry.uid);
+    put_number(&mut block[GID.0..GID.0 + GID.1], entry.gid);
+    put_number(&mut block[SIZE.0..SIZE.0 + SIZE.1], entry.size);
+    put_number(
+        &mut block[MTIME.0..MTIME.0 + MTIME.1],
+        u64::try_from(entry.mtime).unwrap_or(0),
+    );
+    block[TYPEFLAG] = entry.kind.flag();
+    block[LINKNAME.0..LINKNAME.0 + link.len()].copy_from_slice(link);
+    block[MAGIC.0..MAGIC.0 + MAGIC.1].copy_from_slice(b"ustar\0");
+    block[VERSION.0..VERSION.0 + VERSION.1].copy_from_slice(b"00");
+    if matches!(entry.kind, Kind::CharDevice | Kind::BlockDevice) {
+        put_number(
+            &mut block[DEVMAJOR.0..DEVMAJOR.0 + DEVMAJOR.1],
+            u64::from(entry.dev_major),
+        );
+        put_number(
+            &mut block[DEVMINOR.0..DEVMINOR.0 + DEVMINOR.1],
+            u64::from(entry.dev_minor),
+        );
+    }
+    block[PREFIX.0..PREFIX.0 + path_prefix.len()].copy_from_slice(path_prefix);
+    let (sum, _) = checksum(&block);
+    // Six octal digits, NUL, space: the traditional layout every reader accepts.
+    let text = format!("{sum:06o}\0 ");
+    block[CHKSUM.0..CHKSUM.0 + CHKSUM.1].copy_from_slice(text.as_bytes());
+    block
+}
+
+/// Encodes an entry's header: one ustar block, preceded by a PAX extended header (block plus
+/// padded records) when a name, size, owner or time does not fit the ustar fields.
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    let mut records = Vec::new();
+    let (prefix, name) = match split_ustar(&entry.path) {
+        Some(split) => split,
+        None => {
+            pax_record(&mut records, "path", &entry.path);
+            (&[][..], &entry.path[..entry.path.len().min(NAME.1)])
+        }
+    };
+    let link: &[u8] = if entry.link.len() > LINKNAME.1 {
+        pax_record(&mut records, "linkpath", &entry.link);
+        &entry.link[..LINKNAME.1]
+    } else {
+        &entry.link
+    };
+    if !fits_octal(entry.size, SIZE.1) {
+        pax_record(&mut records, "size", entry.size.to_string().as_bytes());
+    }
+    if !fits_octal(entry.uid, UID.1) {
+        pax_record(&mut records, "uid", entry.uid.to_string().as_bytes());
+    }
+    if !fits_octal(entry.gid, GID.1) {
+        pax_record(&mut records, "gid", entry.gid.to_string().as_bytes());
+    }
+    if entry.mtime < 0 || !fits_octal(entry.mtime as u64, MTIME.1) {
+        pax_record(&mut records, "mtime", entry.mtime.to_string().as_bytes());
+    }
+    let mut out = Vec::with_capacity(BLOCK * 3);
+    if !records.is_empty() {
+        let mut pax = Entry::new(Kind::Other(b'x'), PAX_HEADER_NAME);
+        pax.mode = 0o644;
+        pax.size = records.len() as u64;
+        pax.mtime = entry.mtime.max(0);
+        out.extend_from_slice(&ustar_block(&pax, &[], PAX_HEADER_NAME, &[]));
+        out.extend_from_slice(&records);
+        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    }
+    out.extend_from_slice(&ustar_block(entry, prefix, name, link));
+    out
+}
+
+/// Bytes of padding after `size` bytes of data.
+pub fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_of(bytes: &[u8]) -> [u8; BLOCK] {
+        let mut b = [0u8; BLOCK];
+        b.copy_from_slice(&bytes[bytes.len() - BLOCK..]);
+        b
+    }
+
+    #[test]
+    fn numbers_octal_and_base256() {
+        assert_eq!(parse_number(b"0000644\0"), Some(0o644));
+        assert_eq!(parse_number(b"   644 \0"), Some(0o644));
+        assert_eq!(parse_number(b"\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(parse_number(b"0009\0"), None);
+        let mut field = [0u8; 12];
+        put_number(&mut field, 1 << 40);
+        assert_eq!(field[0] & 0x80, 0x80);
+        assert_eq!(parse_number(&field), Some(1 << 40));
+        put_number(&mut field, 0o777);
+        assert_eq!(&field, b"00000000777\0");
+        assert_eq!(parse_number(&[0xff; 8]), None);
+    }
+
+    #[test]
+    fn roundtrip_short_entry() {
+        let mut e = Entry::new(Kind::Regular, b"./etc/passwd".to_vec());
+        e.mode = 0o4755;
+        e.uid = 1000;
+        e.gid = 100;
+        e.size = 1234;
+        e.mtime = 1;
+        let bytes = encode(&e);
+        assert_eq!(bytes.len(), BLOCK);
+        let raw = decode(&block_of(&bytes)).unwrap();
+        assert_eq!(raw.entry, e);
+    }
+
+    #[test]
+    fn long_paths_use_prefix_or_pax() {
+        let dir = "d".repeat(90);
+        let path = format!("./{dir}/{dir}/file");
+        let e = Entry::new(Kind::Regular, path.clone().into_bytes());
+        let bytes = encode(&e);
+        assert_eq!(bytes.len(), BLOCK, "splits into prefix + name");
+        assert_eq!(
+            decode(&block_of(&bytes)).unwrap().entry.path,
+            path.as_bytes()
+        );
+
+        let long = format!("./{}", "x".repeat(300));
+        let mut e = Entry::new(Kind::Symlink, long.clone().into_bytes());
+        e.link = "y".repeat(150).into_bytes();
+        let bytes = encode(&e);
+        assert!(bytes.len() > BLOCK);
+        let pax_head = decode(&{
+            let mut b = [0u8; BLOCK];
+            b.copy_from_slice(&bytes[..BLOCK]);
+            b
+        })
+        .unwrap();
+        assert_eq!(pax_head.flag, b'x');
+        let body = &bytes[BLOCK..BLOCK + pax_head.entry.size as usize];
+        let pax = parse_pax(body).unwrap();
+        assert_eq!(pax.path.as_deref(), Some(long.as_bytes()));
+        assert_eq!(pax.linkpath.as_deref(), Some(e.link.as_slice()));
+        let mut main = decode(&block_of(&bytes)).unwrap().entry;
+        pax.apply(&mut main);
+        assert_eq!(main, e);
+    }
+
+    #[test]
+    fn pax_record_lengths_count_themselves() {
+        for n in [1, 5, 90, 95, 96, 97, 990, 995, 1000] {
+            let mut out = Vec::new();
+            pax_record(&mut out, "path", "a".repeat(n).as_bytes());
+            let space = out.iter().position(|&b| b == b' ').unwrap();
+            let len: usize = std::str::from_utf8(&out[..space]).unwrap().parse().unwrap();
+            assert_eq!(len, out.len(), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn bad_checksum_is_reported() {
+        let mut b = block_of(&encode(&Entry::new(Kind::Directory, b"./".to_vec())));
+        b[0] ^= 1;
+        assert!(matches!(decode(&b), Err(HeaderError::Checksum { .. })));
+    }
+
+    #[test]
+    fn pax_parsing_rejects_garbage() {
+        assert!(parse_pax(b"9 path=x\n").is_ok());
+        assert!(parse_pax(b"99 path=x\n").is_err());
+        assert!(parse_pax(b"garbage").is_err());
+        assert!(parse_pax(b"22 GNU.sparse.major=1\n").unwrap().sparse);
+        assert_eq!(
+            parse_pax(b"20 mtime=123.456789\n").unwrap().mtime,
+            Some(123)
+        );
+    }
+
+    #[test]
+    fn devices_roundtrip() {
+        let mut e = Entry::new(Kind::CharDevice, b"./dev/null".to_vec());
+        e.dev_major = 1;
+        e.dev_minor = 3;
+        e.mode = 0o666;
+        assert_eq!(decode(&block_of(&encode(&e))).unwrap().entry, e);
+    }
+}
