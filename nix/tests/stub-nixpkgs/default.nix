@@ -1,0 +1,2 @@
+# `import <nixpkgs> { system = ...; }` of the stand-in (see stub.nix).
+{ system, ... }: (import ./stub.nix).pkgs system
