@@ -23,18 +23,20 @@ pub fn needed() -> bool {
     !exists(CURRENT_SYSTEM) && !exists(ACTIVATED_FILE)
 }
 
-/// Runs `activate` if this boot needs it. The script's output goes to the activation log; a
-/// failure is returned (the caller reports it and goes on: a shell matters more).
-pub fn run_once(activate: &Path) -> Result<()> {
+/// Runs `activate` if this boot needs it; `Ok(true)` when it ran (then `/etc` may hold a
+/// newer generation's files, so callers re-read their configuration). The script's output
+/// goes to the activation log; a failure is returned (the caller reports it and goes on: a
+/// shell matters more).
+pub fn run_once(activate: &Path) -> Result<bool> {
     if !needed() {
-        return Ok(());
+        return Ok(false);
     }
     protect_store();
     let result = run(activate);
     // Recorded whatever the outcome: one attempt per boot.
     let _ = std::fs::write(ACTIVATED_FILE, b"");
     link_booted_system();
-    result
+    result.map(|()| true)
 }
 
 fn run(activate: &Path) -> Result<()> {
@@ -87,7 +89,13 @@ fn protect_store() {
     if !store.is_dir() || is_mountpoint(store) {
         return;
     }
-    let bind = mount(Some(store), store, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+    let bind = mount(
+        Some(store),
+        store,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
     let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
     if let Err(e) = bind.and_then(|()| mount(None::<&str>, store, None::<&str>, ro, None::<&str>)) {
         log::warn!("cannot make /nix/store read-only: {e}");
@@ -96,7 +104,10 @@ fn protect_store() {
 
 fn is_mountpoint(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
         (Ok(me), Some(Ok(parent))) => me.dev() != parent.dev(),
         _ => false,
     }

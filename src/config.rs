@@ -32,6 +32,8 @@ pub struct Config {
     pub timeout: Duration,
     /// The real shell for users whose passwd shell is this program (NixOS' `users.users.*.shell`).
     pub shell: Option<PathBuf>,
+    /// Keep the Windows `%PATH%` entries WSL appends (after NixOS' own); `wsl.interop.includePath`.
+    pub include_path: bool,
 }
 
 impl Default for Config {
@@ -42,6 +44,7 @@ impl Default for Config {
             activate: Some(PathBuf::from(DEFAULT_ACTIVATE)),
             timeout: DEFAULT_TIMEOUT,
             shell: None,
+            include_path: true,
         }
     }
 }
@@ -63,7 +66,9 @@ impl Config {
                 continue;
             };
             let Some((key, value)) = line.split_once('=') else {
-                warnings.push(format!("{origin}:{line_no}: expected `key = value`, line ignored"));
+                warnings.push(format!(
+                    "{origin}:{line_no}: expected `key = value`, line ignored"
+                ));
                 continue;
             };
             if let Err(reason) = config.set(key.trim(), value.trim()) {
@@ -86,6 +91,11 @@ impl Config {
             "activate" if value.is_empty() => self.activate = None,
             "activate" => self.activate = Some(absolute_path(key, value)?),
             "shell" => self.shell = Some(absolute_path(key, value)?),
+            "include_path" => match value {
+                "true" | "yes" | "1" => self.include_path = true,
+                "false" | "no" | "0" => self.include_path = false,
+                _ => return Err(format!("include_path must be true or false, got {value:?}; using true")),
+            },
             "timeout" => match value.parse::<u64>() {
                 Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => {
                     self.timeout = Duration::from_secs(secs)
@@ -127,7 +137,9 @@ fn absolute_path(key: &str, value: &str) -> Result<PathBuf, String> {
     if path.is_absolute() && !path.as_os_str().as_bytes().contains(&0) {
         Ok(path.to_owned())
     } else {
-        Err(format!("{key} must be an absolute path, got {value:?}; using the default"))
+        Err(format!(
+            "{key} must be an absolute path, got {value:?}; using the default"
+        ))
     }
 }
 
@@ -160,7 +172,7 @@ mod tests {
     #[test]
     fn all_keys() {
         let (c, w) = parse(
-            "user = alice\nsystemd=/s/systemd\n  activate =   /a/activate  \ntimeout = 5\nshell = /bin/zsh\n",
+            "user = alice\nsystemd=/s/systemd\n  activate =   /a/activate  \ntimeout = 5\nshell = /bin/zsh\ninclude_path = false\n",
         );
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.user, "alice");
@@ -168,6 +180,7 @@ mod tests {
         assert_eq!(c.activate.as_deref(), Some(Path::new("/a/activate")));
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert_eq!(c.shell.as_deref(), Some(Path::new("/bin/zsh")));
+        assert!(!c.include_path);
     }
 
     #[test]
@@ -213,6 +226,9 @@ mod tests {
 
     #[test]
     fn missing_file_is_defaults() {
-        assert_eq!(Config::load(Path::new("/nonexistent/nixos-wsl.conf")), Config::default());
+        assert_eq!(
+            Config::load(Path::new("/nonexistent/nixos-wsl.conf")),
+            Config::default()
+        );
     }
 }

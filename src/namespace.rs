@@ -39,7 +39,8 @@ pub fn prepare_state_dir() -> Result<()> {
         }
         Ok(meta) if meta.file_type().is_symlink() => {
             log::warn!("{STATE_DIR} was a symlink; removing it");
-            std::fs::remove_file(dir).with_context(|| format!("removing the symlink {STATE_DIR}"))?;
+            std::fs::remove_file(dir)
+                .with_context(|| format!("removing the symlink {STATE_DIR}"))?;
         }
         Ok(_) => {
             let aside = format!("{STATE_DIR}.stale.{}", std::process::id());
@@ -112,7 +113,11 @@ extern "C" fn on_alarm(_: libc::c_int) {}
 
 impl AlarmGuard {
     fn install() -> Result<AlarmGuard> {
-        let action = SigAction::new(SigHandler::Handler(on_alarm), SaFlags::empty(), SigSet::empty());
+        let action = SigAction::new(
+            SigHandler::Handler(on_alarm),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
         // SAFETY: the handler does nothing, so it is trivially async-signal-safe.
         let old = unsafe { sigaction(Signal::SIGALRM, &action) }.context("installing SIGALRM")?;
         Ok(AlarmGuard(old))
@@ -165,7 +170,8 @@ fn open_nsfs(path: &str) -> Result<Option<OwnedFd>> {
 /// be a zombie. On failure the caller's mount namespace is restored and `false` returned.
 pub fn join_if_alive(handles: &Handles) -> Result<bool> {
     let home = File::open("/proc/self/ns/mnt").context("opening our mount namespace")?;
-    setns(handles.mnt.as_fd(), CloneFlags::CLONE_NEWNS).context("joining the systemd mount namespace")?;
+    setns(handles.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
+        .context("joining the systemd mount namespace")?;
     if init_alive(handles.pid_ino) {
         setns(handles.pid.as_fd(), CloneFlags::CLONE_NEWPID)
             .context("joining the systemd PID namespace")?;
@@ -178,7 +184,9 @@ pub fn join_if_alive(handles: &Handles) -> Result<bool> {
 /// Reads `/proc/1` of the current mount namespace: PID 1 lives in PID namespace `pid_ino` and
 /// is not a zombie.
 fn init_alive(pid_ino: u64) -> bool {
-    let Ok(link) = std::fs::read_link("/proc/1/ns/pid") else { return false };
+    let Ok(link) = std::fs::read_link("/proc/1/ns/pid") else {
+        return false;
+    };
     if link.as_os_str() != format!("pid:[{pid_ino}]").as_str() {
         return false;
     }
@@ -202,7 +210,8 @@ pub fn prepare_handle_dir() -> Result<()> {
     match std::fs::symlink_metadata(HANDLE_DIR) {
         Ok(meta) if meta.is_dir() && meta.dev() != state.dev() => return Ok(()),
         Ok(meta) if meta.is_dir() => {}
-        Ok(_) => std::fs::remove_file(HANDLE_DIR).with_context(|| format!("removing stale {HANDLE_DIR}"))?,
+        Ok(_) => std::fs::remove_file(HANDLE_DIR)
+            .with_context(|| format!("removing stale {HANDLE_DIR}"))?,
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("inspecting {HANDLE_DIR}")),
     }
@@ -219,8 +228,14 @@ pub fn prepare_handle_dir() -> Result<()> {
         Some("mode=0700,size=64k"),
     )
     .with_context(|| format!("mounting a tmpfs on {HANDLE_DIR}"))?;
-    mount(None::<&str>, HANDLE_DIR, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .with_context(|| format!("making {HANDLE_DIR} private"))
+    mount(
+        None::<&str>,
+        HANDLE_DIR,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .with_context(|| format!("making {HANDLE_DIR} private"))
 }
 
 /// Bind-mounts the namespaces of `creator` (the process that unshared them, before it forks
@@ -230,8 +245,14 @@ pub fn bind_handles(creator: nix::unistd::Pid) -> Result<()> {
     for (source, target) in [("pid_for_children", PID_HANDLE), ("mnt", MNT_HANDLE)] {
         File::create(target).with_context(|| format!("creating {target}"))?;
         let source = format!("/proc/{creator}/ns/{source}");
-        mount(Some(source.as_str()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .with_context(|| format!("bind-mounting {source} on {target}"))?;
+        mount(
+            Some(source.as_str()),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind-mounting {source} on {target}"))?;
     }
     Ok(())
 }
@@ -248,7 +269,9 @@ pub fn clear_handles() -> Result<()> {
         }
     }
     match std::fs::remove_file(READY_FILE) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e).context("removing the readiness record"),
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).context("removing the readiness record")
+        }
         _ => Ok(()),
     }
 }
@@ -272,7 +295,10 @@ pub fn readiness(pid_ino: u64) -> Readiness {
 
 fn parse_readiness(text: &str, pid_ino: u64) -> Readiness {
     let mut words = text.split_whitespace();
-    let (state, ino) = (words.next(), words.next().and_then(|w| w.parse::<u64>().ok()));
+    let (state, ino) = (
+        words.next(),
+        words.next().and_then(|w| w.parse::<u64>().ok()),
+    );
     match (state, ino) {
         (Some("ready"), Some(i)) if i == pid_ino => Readiness::Ready,
         (Some("gave-up"), Some(i)) if i == pid_ino => Readiness::GaveUp,

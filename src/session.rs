@@ -21,8 +21,13 @@ pub struct Invocation {
 impl Invocation {
     pub fn from_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation {
         let mut argv = argv.into_iter();
-        let login = argv.next().is_some_and(|a0| a0.as_bytes().starts_with(b"-"));
-        Invocation { login, args: argv.collect() }
+        let login = argv
+            .next()
+            .is_some_and(|a0| a0.as_bytes().starts_with(b"-"));
+        Invocation {
+            login,
+            args: argv.collect(),
+        }
     }
 
     /// The argv for `shell`: `-<basename>` for a login shell (as WSL and login(1) do), else the
@@ -36,7 +41,9 @@ impl Invocation {
         } else {
             shell.as_os_str().to_owned()
         };
-        std::iter::once(argv0).chain(self.args.iter().cloned()).collect()
+        std::iter::once(argv0)
+            .chain(self.args.iter().cloned())
+            .collect()
     }
 }
 
@@ -81,13 +88,23 @@ impl Account {
 
 impl From<User> for Account {
     fn from(u: User) -> Account {
-        Account { name: u.name, uid: u.uid, gid: u.gid, home: u.dir, shell: u.shell }
+        Account {
+            name: u.name,
+            uid: u.uid,
+            gid: u.gid,
+            home: u.dir,
+            shell: u.shell,
+        }
     }
 }
 
 /// Shells tried, in order, when the passwd shell is ours, missing or not executable.
-pub const FALLBACK_SHELLS: [&str; 4] =
-    ["/run/current-system/sw/bin/bash", "/bin/bash", "/usr/bin/bash", "/bin/sh"];
+pub const FALLBACK_SHELLS: [&str; 4] = [
+    "/run/current-system/sw/bin/bash",
+    "/bin/bash",
+    "/usr/bin/bash",
+    "/bin/sh",
+];
 
 /// The shells to try for `account`, best first. `is_self` recognises this program (exec'ing
 /// ourselves would loop), `usable` an executable file. The passwd shell wins when usable; an
@@ -99,7 +116,11 @@ pub fn shell_candidates(
     is_self: &dyn Fn(&Path) -> bool,
     usable: &dyn Fn(&Path) -> bool,
 ) -> (Vec<PathBuf>, Option<String>) {
-    let passwd = if account.shell.as_os_str().is_empty() { Path::new("/bin/sh") } else { &account.shell };
+    let passwd = if account.shell.as_os_str().is_empty() {
+        Path::new("/bin/sh")
+    } else {
+        &account.shell
+    };
     let mut note = None;
     let mut first = Vec::new();
     if is_self(passwd) {
@@ -107,10 +128,17 @@ pub fn shell_candidates(
     } else if usable(passwd) {
         first.push(passwd.to_owned());
     } else {
-        note = Some(format!("{}'s shell {} is not executable", account.name, passwd.display()));
+        note = Some(format!(
+            "{}'s shell {} is not executable",
+            account.name,
+            passwd.display()
+        ));
     }
     let mut all: Vec<PathBuf> = Vec::new();
-    for candidate in first.into_iter().chain(FALLBACK_SHELLS.iter().map(PathBuf::from)) {
+    for candidate in first
+        .into_iter()
+        .chain(FALLBACK_SHELLS.iter().map(PathBuf::from))
+    {
         if !all.contains(&candidate) && !is_self(&candidate) && usable(&candidate) {
             all.push(candidate);
         }
@@ -123,8 +151,15 @@ pub fn shell_candidates(
 }
 
 /// Variables that describe the user and are recomputed for the target user.
-const PER_USER: [&str; 7] =
-    ["HOME", "USER", "LOGNAME", "SHELL", "MAIL", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"];
+const PER_USER: [&str; 7] = [
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "MAIL",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+];
 
 /// The session environment: everything WSL passed (interop, WSLENV and what it names, TERM,
 /// LANG, WSLg, PATH with the Windows entries) minus the per-user variables, which are set for
@@ -157,7 +192,11 @@ pub fn session_env(
 }
 
 /// Replaces (or adds) one variable, keeping the others' order.
-pub fn with_var(mut env: Vec<(OsString, OsString)>, key: &str, value: &OsStr) -> Vec<(OsString, OsString)> {
+pub fn with_var(
+    mut env: Vec<(OsString, OsString)>,
+    key: &str,
+    value: &OsStr,
+) -> Vec<(OsString, OsString)> {
     env.retain(|(k, _)| k.as_bytes() != key.as_bytes());
     env.push((key.into(), value.to_owned()));
     env
@@ -189,6 +228,9 @@ pub struct Plan {
     /// The environment without `SHELL`, which is set per tried shell.
     pub env: Vec<(OsString, OsString)>,
     pub cwds: Vec<PathBuf>,
+    /// Run this command (argv, looked up in the session's PATH) instead of a shell
+    /// (`nixos-wsl exec`).
+    pub command: Option<Vec<OsString>>,
 }
 
 /// Performs the plan: terminal, credentials, working directory, signals, exec. Returns only on
@@ -205,6 +247,21 @@ pub fn exec(plan: &Plan) -> anyhow::Error {
         }
     }
     crate::supervise::reset_signals_for_exec();
+    if let Some(command) = &plan.command {
+        let Some(program) = command
+            .first()
+            .and_then(|p| find_program(Path::new(p), &plan.env))
+        else {
+            return anyhow!(
+                "command not found: {:?}",
+                command.first().unwrap_or(&OsString::new())
+            );
+        };
+        return match exec_one(&program, command, &plan.env) {
+            Ok(never) => match never {},
+            Err(e) => e.context(format!("running {}", program.display())),
+        };
+    }
     let mut last = anyhow!("no shell to run");
     for shell in &plan.shells {
         let env = with_var(plan.env.clone(), "SHELL", shell.as_os_str());
@@ -239,11 +296,29 @@ fn exec_one(
     Ok(nix::unistd::execve(&path, &argv, &env)?)
 }
 
+/// `execvp`'s lookup against the session's PATH (not ours): a name with a slash is used as is.
+fn find_program(name: &Path, env: &[(OsString, OsString)]) -> Option<PathBuf> {
+    if name.as_os_str().as_bytes().contains(&b'/') {
+        return Some(name.to_owned());
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
 /// Hands the terminal to the user (as login(1) does: owner uid, group tty, mode 0620), then
 /// drops root: supplementary groups, gid, uid. Changing uid away from 0 clears every
 /// capability, so none are left.
 fn become_user(account: &Account) -> Result<()> {
-    let tty_gid = Group::from_name("tty").ok().flatten().map_or(Gid::from_raw(5), |g| g.gid);
+    let tty_gid = Group::from_name("tty")
+        .ok()
+        .flatten()
+        .map_or(Gid::from_raw(5), |g| g.gid);
     let mut seen = Vec::new();
     for fd in 0..=2 {
         if nix::unistd::isatty(fd).unwrap_or(false) {
@@ -260,15 +335,19 @@ fn become_user(account: &Account) -> Result<()> {
     let name = CString::new(account.name.as_bytes()).context("user name")?;
     nix::unistd::initgroups(&name, account.gid)
         .with_context(|| format!("setting the groups of {}", account.name))?;
-    nix::unistd::setgid(account.gid).with_context(|| format!("switching to gid {}", account.gid))?;
-    nix::unistd::setuid(account.uid).with_context(|| format!("switching to uid {}", account.uid))?;
+    nix::unistd::setgid(account.gid)
+        .with_context(|| format!("switching to gid {}", account.gid))?;
+    nix::unistd::setuid(account.uid)
+        .with_context(|| format!("switching to uid {}", account.uid))?;
     Ok(())
 }
 
 /// Recognises this program by file identity (device + inode of `/proc/self/exe`), so a
 /// symlink or another path to it is caught too.
 pub fn self_identity() -> Option<(u64, u64)> {
-    std::fs::metadata("/proc/self/exe").ok().map(|m| (m.dev(), m.ino()))
+    std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 pub fn is_same_file(path: &Path, identity: Option<(u64, u64)>) -> bool {
@@ -306,7 +385,10 @@ mod tests {
     fn login_invocation() {
         let inv = Invocation::from_argv(os(&["-nixos-wsl-shell"]));
         assert!(inv.login);
-        assert_eq!(inv.argv_for(Path::new("/run/current-system/sw/bin/bash")), os(&["-bash"]));
+        assert_eq!(
+            inv.argv_for(Path::new("/run/current-system/sw/bin/bash")),
+            os(&["-bash"])
+        );
     }
 
     #[test]
@@ -314,10 +396,16 @@ mod tests {
         let cmd = "exec echo 'a  b' \"$HOME\"; exit 3";
         let inv = Invocation::from_argv(os(&["/bin/nixos-wsl-shell", "-c", cmd]));
         assert!(!inv.login);
-        assert_eq!(inv.argv_for(Path::new("/bin/zsh")), os(&["/bin/zsh", "-c", cmd]));
+        assert_eq!(
+            inv.argv_for(Path::new("/bin/zsh")),
+            os(&["/bin/zsh", "-c", cmd])
+        );
         // The login form with a command (`--shell-type login`) keeps both.
         let inv = Invocation::from_argv(os(&["-nixos-wsl-shell", "-c", "true"]));
-        assert_eq!(inv.argv_for(Path::new("/bin/zsh")), os(&["-zsh", "-c", "true"]));
+        assert_eq!(
+            inv.argv_for(Path::new("/bin/zsh")),
+            os(&["-zsh", "-c", "true"])
+        );
     }
 
     #[test]
@@ -377,20 +465,34 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
-        let env = session_env(&inherited, &alice(), Path::new("/bin/zsh"), Some(Path::new("/run/user/1000")));
-        let get = |k: &str| env.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.to_str().unwrap());
+        let env = session_env(
+            &inherited,
+            &alice(),
+            Path::new("/bin/zsh"),
+            Some(Path::new("/run/user/1000")),
+        );
+        let get = |k: &str| {
+            env.iter()
+                .find(|(kk, _)| kk == k)
+                .map(|(_, v)| v.to_str().unwrap())
+        };
         assert_eq!(get("HOME"), Some("/home/alice"));
         assert_eq!(get("USER"), Some("alice"));
         assert_eq!(get("LOGNAME"), Some("alice"));
         assert_eq!(get("SHELL"), Some("/bin/zsh"));
         assert_eq!(get("MAIL"), None);
         assert_eq!(get("XDG_RUNTIME_DIR"), Some("/run/user/1000"));
-        assert_eq!(get("DBUS_SESSION_BUS_ADDRESS"), Some("unix:path=/run/user/1000/bus"));
+        assert_eq!(
+            get("DBUS_SESSION_BUS_ADDRESS"),
+            Some("unix:path=/run/user/1000/bus")
+        );
         assert_eq!(get("PATH"), Some("/usr/bin:/mnt/c/Program Files/x"));
         assert_eq!(get("WSL_DISTRO_NAME"), Some("NixOS"));
         assert_eq!(env.iter().filter(|(k, _)| k == "HOME").count(), 1);
         let env = session_env(&inherited, &alice(), Path::new("/bin/zsh"), None);
-        assert!(env.iter().all(|(k, _)| k != "XDG_RUNTIME_DIR" && k != "DBUS_SESSION_BUS_ADDRESS"));
+        assert!(env
+            .iter()
+            .all(|(k, _)| k != "XDG_RUNTIME_DIR" && k != "DBUS_SESSION_BUS_ADDRESS"));
     }
 
     #[test]
@@ -412,7 +514,13 @@ mod tests {
         );
         let mut root = alice();
         root.uid = Uid::from_raw(0);
-        assert_eq!(cwd_candidates(Some(Path::new("/root")), &root)[0], PathBuf::from("/root"));
-        assert_eq!(cwd_candidates(None, &alice())[0], PathBuf::from("/home/alice"));
+        assert_eq!(
+            cwd_candidates(Some(Path::new("/root")), &root)[0],
+            PathBuf::from("/root")
+        );
+        assert_eq!(
+            cwd_candidates(None, &alice())[0],
+            PathBuf::from("/home/alice")
+        );
     }
 }

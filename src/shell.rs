@@ -20,8 +20,9 @@ use anyhow::{Context, Result};
 use nix::unistd::{fork, ForkResult, Uid};
 
 use crate::config::Config;
+use crate::environment::{self, Env};
 use crate::namespace::{self, Readiness, StateLock};
-use crate::paths::{CONFIG_FILE, SYSTEMD_LOG};
+use crate::paths::{CONFIG_FILE, SET_ENVIRONMENT, SYSTEMD_LOG};
 use crate::session::{self, Account, Invocation, Plan};
 use crate::supervise::{self, Supervisor};
 use crate::{activation, systemd};
@@ -41,7 +42,11 @@ pub struct Overrides {
 
 impl Overrides {
     pub fn from_env(env: &[(OsString, OsString)]) -> Overrides {
-        let get = |key: &str| env.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()).map(|(_, v)| v);
+        let get = |key: &str| {
+            env.iter()
+                .find(|(k, _)| k.as_bytes() == key.as_bytes())
+                .map(|(_, v)| v)
+        };
         Overrides {
             systemd_off: get("NIXOS_WSL_SYSTEMD")
                 .is_some_and(|v| matches!(v.as_bytes(), b"off" | b"0" | b"false" | b"no")),
@@ -56,7 +61,7 @@ impl Overrides {
 /// Runs the login shell; never returns.
 pub fn main(argv: Vec<OsString>) -> ! {
     let invocation = Invocation::from_argv(argv);
-    let config = Config::load(Path::new(CONFIG_FILE));
+    let mut config = Config::load(Path::new(CONFIG_FILE));
     let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     let cwd = std::env::current_dir().ok();
     let overrides = Overrides::from_env(&inherited);
@@ -64,12 +69,16 @@ pub fn main(argv: Vec<OsString>) -> ! {
     if !Uid::effective().is_root() || namespace::inside_systemd() {
         // `sudo -i` / `su -` / ssh inside our namespace, WSL's own systemd mode, or a user
         // calling us directly: behave as a plain shell for whoever we already are.
-        let account = Account::by_uid(Uid::current()).unwrap_or_else(|_| Account::wsl_fallback_root());
+        let account =
+            Account::by_uid(Uid::current()).unwrap_or_else(|_| Account::wsl_fallback_root());
         let plan = plain_plan(&config, account, invocation, &inherited);
         fail_without_shell(session::exec(&plan))
     }
 
-    let user = overrides.user.clone().unwrap_or_else(|| config.user.clone());
+    let user = overrides
+        .user
+        .clone()
+        .unwrap_or_else(|| config.user.clone());
     let account = Account::by_name(&user).unwrap_or_else(|e| {
         log::error!("{e:#}; opening root's shell instead (fix `user` in {CONFIG_FILE})");
         Account::by_uid(Uid::from_raw(0)).unwrap_or_else(|_| Account::wsl_fallback_root())
@@ -81,8 +90,11 @@ pub fn main(argv: Vec<OsString>) -> ! {
         fail_without_shell(session::exec(&plan))
     }
 
-    match bring_up(&config) {
-        Ok(lock) => enter(lock, &config, account, invocation, &inherited, cwd.as_deref()),
+    match bring_up(&mut config) {
+        Ok(lock) => {
+            let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
+            enter(lock, plan)
+        }
         Err(e) => {
             log::error!("{e:#}; starting {}'s shell without systemd", account.name);
             let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
@@ -93,14 +105,17 @@ pub fn main(argv: Vec<OsString>) -> ! {
 
 /// Step 3: makes sure a live, booted systemd namespace exists and joins it (our mount
 /// namespace, and the PID namespace of our next child). Returns the still-held lock.
-pub fn bring_up(config: &Config) -> Result<StateLock> {
+/// `config` is re-read if the activation ran: it may have installed a newer generation's.
+pub fn bring_up(config: &mut Config) -> Result<StateLock> {
     let deadline = Instant::now() + config.timeout;
     namespace::prepare_state_dir()?;
     // Waiters allow for one holder's full wait plus its activation.
     let lock = StateLock::acquire(deadline + config.timeout)?;
-    if let Some(activate) = &config.activate {
-        if let Err(e) = activation::run_once(activate) {
-            log::error!("{e:#}; starting systemd anyway");
+    if let Some(activate) = config.activate.clone() {
+        match activation::run_once(&activate) {
+            Ok(true) => *config = Config::load(Path::new(CONFIG_FILE)),
+            Ok(false) => {}
+            Err(e) => log::error!("{e:#}; starting systemd anyway"),
         }
     }
 
@@ -109,9 +124,15 @@ pub fn bring_up(config: &Config) -> Result<StateLock> {
             if namespace::readiness(handles.pid_ino) == Readiness::Unknown {
                 // Its starter was killed or gave up before recording anything: ask systemd.
                 let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
-                let state = if ready { Readiness::Ready } else { Readiness::GaveUp };
+                let state = if ready {
+                    Readiness::Ready
+                } else {
+                    Readiness::GaveUp
+                };
                 if !ready {
-                    log::warn!("systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})");
+                    log::warn!(
+                        "systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})"
+                    );
                 }
                 namespace::record_readiness(state, handles.pid_ino)?;
             }
@@ -145,16 +166,9 @@ pub fn bring_up(config: &Config) -> Result<StateLock> {
     Ok(lock)
 }
 
-/// Step 4: fork the session into the joined namespace, release the lock, supervise.
-fn enter(
-    lock: StateLock,
-    config: &Config,
-    account: Account,
-    invocation: Invocation,
-    inherited: &[(OsString, OsString)],
-    cwd: Option<&Path>,
-) -> ! {
-    let plan = session_plan(config, account, invocation, inherited, cwd);
+/// Step 4: fork the session into the joined namespace, release the lock, supervise, and end
+/// like the session ended.
+pub fn enter(lock: StateLock, plan: Plan) -> ! {
     let supervisor = match Supervisor::prepare() {
         Ok(s) => s,
         Err(e) => {
@@ -204,29 +218,78 @@ pub fn session_plan(
     Plan {
         switch_user: !account.uid.is_root() || !Uid::current().is_root(),
         cwds: session::cwd_candidates(cwd, &account),
+        env: nixos_environment(env, inherited, config),
         account,
         shells,
         invocation,
-        env,
+        command: None,
     }
+}
+
+/// NixOS' environment on top of the session's: `/etc/set-environment` loaded once (WSL runs
+/// commands as `<shell> -c`, which no shell treats as a login shell, so nothing else would
+/// load it), then PATH ordered NixOS first, Windows entries last (or dropped), the Windows
+/// part exported as `WSLPATH`. A broken file costs a warning, never the session.
+fn nixos_environment(
+    env: Vec<(OsString, OsString)>,
+    inherited: &[(OsString, OsString)],
+    config: &Config,
+) -> Vec<(OsString, OsString)> {
+    let base: Env = env.into_iter().collect();
+    let mut loaded = environment::load_set_environment(
+        Path::new(SET_ENVIRONMENT),
+        &base,
+        Path::new(environment::FALLBACK_SHELL),
+    )
+    .unwrap_or_else(|e| {
+        log::warn!("{e:#}; continuing without it");
+        base
+    });
+    let automount_root = std::fs::read_to_string("/etc/wsl.conf")
+        .map(|text| environment::automount_root(&text))
+        .unwrap_or_else(|_| environment::path::DEFAULT_AUTOMOUNT_ROOT.into());
+    let wsl: Env = inherited.iter().cloned().collect();
+    environment::apply_session_path(&wsl, &mut loaded, &automount_root, config.include_path);
+    loaded.into_vec()
 }
 
 /// The plan for "just be a shell": no user switch, no directory change, the environment as
 /// given except `SHELL`, which names the real shell.
-fn plain_plan(config: &Config, account: Account, invocation: Invocation, inherited: &[(OsString, OsString)]) -> Plan {
+fn plain_plan(
+    config: &Config,
+    account: Account,
+    invocation: Invocation,
+    inherited: &[(OsString, OsString)],
+) -> Plan {
     let (shells, note) = candidates(config, &account);
     if let Some(note) = note {
         log::error!("{note}; using {}", shells[0].display());
     }
-    Plan { switch_user: false, cwds: Vec::new(), account, shells, invocation, env: inherited.to_vec() }
+    let env = session::with_var(inherited.to_vec(), "SHELL", shells[0].as_os_str());
+    Plan {
+        switch_user: false,
+        cwds: Vec::new(),
+        env: nixos_environment(env, inherited, config),
+        account,
+        shells,
+        invocation,
+        command: None,
+    }
 }
 
 fn candidates(config: &Config, account: &Account) -> (Vec<std::path::PathBuf>, Option<String>) {
     let me = session::self_identity();
     let is_self = |p: &Path| {
-        session::is_same_file(p, me) || p.file_name().is_some_and(|n| n.as_bytes() == b"nixos-wsl-shell")
+        session::is_same_file(p, me)
+            || p.file_name()
+                .is_some_and(|n| n.as_bytes() == b"nixos-wsl-shell")
     };
-    session::shell_candidates(account, config.shell.as_deref(), &is_self, &session::is_executable)
+    session::shell_candidates(
+        account,
+        config.shell.as_deref(),
+        &is_self,
+        &session::is_executable,
+    )
 }
 
 fn fail_without_shell(e: anyhow::Error) -> ! {
@@ -245,10 +308,16 @@ mod tests {
     #[test]
     fn overrides() {
         assert_eq!(Overrides::from_env(&[]), Overrides::default());
-        let o = Overrides::from_env(&env(&[("NIXOS_WSL_SYSTEMD", "off"), ("NIXOS_WSL_USER", "root")]));
+        let o = Overrides::from_env(&env(&[
+            ("NIXOS_WSL_SYSTEMD", "off"),
+            ("NIXOS_WSL_USER", "root"),
+        ]));
         assert!(o.systemd_off);
         assert_eq!(o.user.as_deref(), Some("root"));
         assert!(!Overrides::from_env(&env(&[("NIXOS_WSL_SYSTEMD", "on")])).systemd_off);
-        assert_eq!(Overrides::from_env(&env(&[("NIXOS_WSL_USER", "")])).user, None);
+        assert_eq!(
+            Overrides::from_env(&env(&[("NIXOS_WSL_USER", "")])).user,
+            None
+        );
     }
 }

@@ -19,7 +19,9 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{
+    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -56,11 +58,16 @@ impl Supervisor {
     /// Blocks the supervised signals and opens the signalfd. Call before forking the child.
     pub fn prepare() -> Result<Supervisor> {
         let mut mask = SigSet::empty();
-        for sig in FORWARDED.iter().chain(&FROM_PROCESSES_ONLY).chain(&[Signal::SIGCHLD]) {
+        for sig in FORWARDED
+            .iter()
+            .chain(&FROM_PROCESSES_ONLY)
+            .chain(&[Signal::SIGCHLD])
+        {
             mask.add(*sig);
         }
         mask.thread_block().context("blocking signals")?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("creating a signalfd")?;
+        let fd =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).context("creating a signalfd")?;
         Ok(Supervisor { fd })
     }
 
@@ -76,7 +83,9 @@ impl Supervisor {
                     return wait_blocking(child);
                 }
             };
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
             if sig == Signal::SIGCHLD {
                 if let Some(exit) = reap(child) {
                     return exit;
@@ -171,7 +180,8 @@ mod tests {
         // SAFETY: the child only runs `body` and exits; test threads are not touched.
         match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
-                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
+                let code =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
                 // SAFETY: leave the forked test process without running the harness's atexit code.
                 unsafe { libc::_exit(code) }
             }
@@ -206,7 +216,9 @@ mod tests {
             }
         });
         match status {
-            WaitStatus::Exited(_, c) if c >= 200 => Exit::Signal(Signal::try_from(c - 200).unwrap()),
+            WaitStatus::Exited(_, c) if c >= 200 => {
+                Exit::Signal(Signal::try_from(c - 200).unwrap())
+            }
             WaitStatus::Exited(_, c) => Exit::Code(c),
             other => panic!("{other:?}"),
         }
@@ -227,7 +239,10 @@ mod tests {
     #[test]
     fn exit_like_reraises_the_signal() {
         let status = in_child(|| exit_like(Exit::Signal(Signal::SIGUSR1)));
-        assert_eq!(status, WaitStatus::Signaled(status.pid().unwrap(), Signal::SIGUSR1, false));
+        assert_eq!(
+            status,
+            WaitStatus::Signaled(status.pid().unwrap(), Signal::SIGUSR1, false)
+        );
         let status = in_child(|| exit_like(Exit::Code(7)));
         assert_eq!(status, WaitStatus::Exited(status.pid().unwrap(), 7));
     }

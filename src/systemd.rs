@@ -77,7 +77,9 @@ pub fn start(systemd: &Path) -> Result<Started> {
     let env: Vec<CString> = SYSTEMD_ENV
         .iter()
         .map(|v| CString::new(*v))
-        .chain(std::iter::once(CString::new(format!("NOTIFY_SOCKET={NOTIFY_SOCKET}"))))
+        .chain(std::iter::once(CString::new(format!(
+            "NOTIFY_SOCKET={NOTIFY_SOCKET}"
+        ))))
         .collect::<Result<_, _>>()?;
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -105,15 +107,21 @@ pub fn start(systemd: &Path) -> Result<Started> {
             bail!("creating the namespaces: {}", why.trim());
         }
         crate::namespace::bind_handles(creator)?;
-        std::fs::File::from(go_write).write_all(b"G").context("starting systemd")?;
+        std::fs::File::from(go_write)
+            .write_all(b"G")
+            .context("starting systemd")?;
         let mut pid = String::new();
         report.read_to_string(&mut pid)?;
-        let pid: i32 = pid.trim().parse().map_err(|_| anyhow!("the namespace creator failed: {}", pid.trim()))?;
+        let pid: i32 = pid
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("the namespace creator failed: {}", pid.trim()))?;
         Ok(Pid::from_raw(pid))
     })();
     let _ = waitpid(creator, None);
     let pid = outcome?;
-    let pidfd = pidfd_open(pid).with_context(|| format!("systemd (pid {pid}) exited at once; see {SYSTEMD_LOG}"))?;
+    let pidfd = pidfd_open(pid)
+        .with_context(|| format!("systemd (pid {pid}) exited at once; see {SYSTEMD_LOG}"))?;
     Ok(Started { notify, pidfd, pid })
 }
 
@@ -135,7 +143,13 @@ fn creator_main(
     // ours back: slave of WSL's peer group, and shared within the new namespace so systemd's
     // services see its later mounts (systemd itself leaves propagation alone in a container).
     for flags in [MsFlags::MS_SLAVE, MsFlags::MS_SHARED] {
-        if let Err(e) = mount(None::<&str>, "/", None::<&str>, flags | MsFlags::MS_REC, None::<&str>) {
+        if let Err(e) = mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            flags | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
             let _ = write!(report, "Esetting mount propagation: {e}");
             return 1;
         }
@@ -179,15 +193,33 @@ fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 
         1
     };
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if let Err(e) = mount(Some("proc"), "/proc", Some("proc"), proc_flags, None::<&str>) {
+    if let Err(e) = mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        proc_flags,
+        None::<&str>,
+    ) {
         return fail("mounting /proc", &e);
     }
     if Path::new("/proc/sys/fs/binfmt_misc").is_dir() {
         // Absent from some kernels; systemd then copes on its own.
-        let _ = mount(Some("binfmt_misc"), "/proc/sys/fs/binfmt_misc", Some("binfmt_misc"), proc_flags, None::<&str>);
+        let _ = mount(
+            Some("binfmt_misc"),
+            "/proc/sys/fs/binfmt_misc",
+            Some("binfmt_misc"),
+            proc_flags,
+            None::<&str>,
+        );
     }
     if Path::new("/dev/console").exists() {
-        let _ = mount(Some(SYSTEMD_LOG), "/dev/console", None::<&str>, MsFlags::MS_BIND, None::<&str>);
+        let _ = mount(
+            Some(SYSTEMD_LOG),
+            "/dev/console",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        );
     }
     let _ = nix::unistd::setsid();
     let _ = nix::unistd::chdir("/");
@@ -195,7 +227,11 @@ fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 
         Ok(f) => f,
         Err(e) => return fail("opening /dev/null", &e),
     };
-    for (from, to) in [(null.as_raw_fd(), 0), (log.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+    for (from, to) in [
+        (null.as_raw_fd(), 0),
+        (log.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
         // dup2 clears close-on-exec on the target: exactly fds 0-2 reach systemd.
         if let Err(e) = nix::unistd::dup2(from, to) {
             return fail("setting up stdio", &e);
@@ -204,7 +240,11 @@ fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 
     supervise::reset_signals_for_exec();
     let argv = [systemd.clone()];
     let e = nix::unistd::execve(systemd, &argv, env).unwrap_err();
-    let _ = writeln!(err, "nixos-wsl: cannot execute {}: {e}", systemd.to_string_lossy());
+    let _ = writeln!(
+        err,
+        "nixos-wsl: cannot execute {}: {e}",
+        systemd.to_string_lossy()
+    );
     127
 }
 
@@ -217,8 +257,13 @@ fn check_executable(path: &Path) -> Result<()> {
 /// Binds our end of `$NOTIFY_SOCKET` (a datagram socket, as `sd_notify` expects).
 fn notify_socket() -> Result<OwnedFd> {
     let _ = std::fs::remove_file(NOTIFY_SOCKET);
-    let sock = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .context("creating the notification socket")?;
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("creating the notification socket")?;
     let addr = UnixAddr::new(NOTIFY_SOCKET)?;
     bind(sock.as_raw_fd(), &addr).with_context(|| format!("binding {NOTIFY_SOCKET}"))?;
     Ok(sock)
@@ -244,13 +289,18 @@ impl Started {
             if left.is_zero() {
                 return Outcome::TimedOut;
             }
-            let slice = if told { left } else { left.min(Duration::from_secs(1).saturating_sub(started.elapsed())) };
+            let slice = if told {
+                left
+            } else {
+                left.min(Duration::from_secs(1).saturating_sub(started.elapsed()))
+            };
             let mut fds = [
                 PollFd::new(self.notify.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             ];
-            let timeout = PollTimeout::try_from(slice.as_millis().clamp(1, i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
+            let timeout =
+                PollTimeout::try_from(slice.as_millis().clamp(1, i32::MAX as u128) as i32)
+                    .unwrap_or(PollTimeout::MAX);
             match poll(&mut fds, timeout) {
                 Ok(0) => {
                     if !told && started.elapsed() >= Duration::from_secs(1) {
@@ -287,7 +337,9 @@ impl Started {
 
 /// `sd_notify` datagrams are newline-separated `KEY=VALUE` assignments.
 pub fn notification_says_ready(datagram: &[u8]) -> bool {
-    datagram.split(|&b| b == b'\n').any(|line| line == b"READY=1")
+    datagram
+        .split(|&b| b == b'\n')
+        .any(|line| line == b"READY=1")
 }
 
 /// For a launch that finds systemd alive but no readiness record (its starter was killed or
@@ -295,7 +347,10 @@ pub fn notification_says_ready(datagram: &[u8]) -> bool {
 /// Must run after joining the namespace. True when the boot finished (running or degraded).
 pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
     let Some(systemctl) = systemctl_for(systemd) else {
-        log::warn!("no systemctl next to {}; not waiting for systemd", systemd.display());
+        log::warn!(
+            "no systemctl next to {}; not waiting for systemd",
+            systemd.display()
+        );
         return false;
     };
     let child = Command::new(&systemctl)
@@ -307,9 +362,13 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
         .spawn();
     let Ok(mut child) = child else { return false };
     let pid = Pid::from_raw(child.id() as i32);
-    let Ok(pidfd) = pidfd_open(pid) else { return false };
+    let Ok(pidfd) = pidfd_open(pid) else {
+        return false;
+    };
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-    let left = crate::namespace::remaining(deadline).as_millis().clamp(0, i32::MAX as u128) as i32;
+    let left = crate::namespace::remaining(deadline)
+        .as_millis()
+        .clamp(0, i32::MAX as u128) as i32;
     let exited = matches!(poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0);
     if !exited {
         let _ = child.kill();
@@ -325,10 +384,21 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
 /// `systemctl` of the same systemd package: `<pkg>/lib/systemd/systemd` -> `<pkg>/bin/systemctl`,
 /// else the usual locations.
 pub fn systemctl_for(systemd: &Path) -> Option<PathBuf> {
-    let sibling = systemd.parent()?.parent()?.parent().map(|pkg| pkg.join("bin/systemctl"));
+    let sibling = systemd
+        .parent()?
+        .parent()?
+        .parent()
+        .map(|pkg| pkg.join("bin/systemctl"));
     sibling
         .into_iter()
-        .chain(["/run/current-system/sw/bin/systemctl", "/usr/bin/systemctl", "/bin/systemctl"].map(PathBuf::from))
+        .chain(
+            [
+                "/run/current-system/sw/bin/systemctl",
+                "/usr/bin/systemctl",
+                "/bin/systemctl",
+            ]
+            .map(PathBuf::from),
+        )
         .find(|p| nix::unistd::access(p.as_path(), nix::unistd::AccessFlags::X_OK).is_ok())
 }
 
@@ -339,7 +409,9 @@ mod tests {
     #[test]
     fn ready_is_a_whole_line() {
         assert!(notification_says_ready(b"READY=1"));
-        assert!(notification_says_ready(b"STATUS=Startup finished\nREADY=1\n"));
+        assert!(notification_says_ready(
+            b"STATUS=Startup finished\nREADY=1\n"
+        ));
         assert!(!notification_says_ready(b"READY=10"));
         assert!(!notification_says_ready(b"STATUS=READY=1"));
         assert!(!notification_says_ready(b""));
@@ -352,7 +424,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("lib/systemd")).unwrap();
         let ctl = dir.join("bin/systemctl");
         std::fs::write(&ctl, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&ctl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         assert_eq!(systemctl_for(&dir.join("lib/systemd/systemd")), Some(ctl));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -20,8 +20,9 @@ in
       example = false;
       description = ''
         Whether NixOS shells search the Windows `%PATH%` too, after the NixOS entries.
-        nixos-wsl-shell moves the Windows entries WSL passes into {env}`WSLPATH`;
-        {file}`/etc/set-environment` appends them to {env}`PATH` again when this is on.
+        nixos-wsl-shell exports the Windows entries WSL passes as {env}`WSLPATH` and keeps
+        them at the end of {env}`PATH` when this is on (`include_path` in
+        {file}`/etc/nixos-wsl.conf`).
         Turning it off keeps shells from searching slow 9p drives, for example when
         completing command names.
       '';
@@ -42,10 +43,6 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    environment.extraInit = lib.mkIf cfg.interop.includePath ''
-      PATH="$PATH''${WSLPATH:+:$WSLPATH}"
-    '';
-
     boot.binfmt.registrations = lib.mkIf cfg.interop.register {
       WSLInterop = {
         magicOrExtension = "MZ";

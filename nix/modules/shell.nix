@@ -23,6 +23,7 @@ let
     systemd = "${config.systemd.package}/lib/systemd/systemd";
     activate = "/nix/var/nix/profiles/system/activate";
     shell = utils.toShellPath cfg.shell;
+    include_path = lib.boolToString cfg.interop.includePath;
   } // lib.optionalAttrs (cfg.systemd.timeout != null) {
     inherit (cfg.systemd) timeout;
   };
