@@ -1,8 +1,8 @@
 //! The systemd namespace: its on-disk handles, the lock around the "running / start / wait"
 //! decision, the liveness probe, and joining it.
 //!
-//! Identity is kept as nsfs bind mounts (`/run/nixos-wsl/ns/{pid,mnt}`), never as PID text
-//! files: a bind-mounted namespace file names exactly one namespace for as long as it exists
+//! Identity is kept as an nsfs bind mount (`/run/nixos-wsl/ns/mnt`), never as a PID text
+//! file: a bind-mounted namespace file names exactly one namespace for as long as it exists
 //! and cannot be confused by PID reuse (NixOS-WSL #67, #87).
 
 use std::fs::{File, OpenOptions};
@@ -20,7 +20,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
-use crate::paths::{HANDLE_DIR, LOCK_FILE, MNT_HANDLE, PID_HANDLE, READY_FILE, STATE_DIR};
+use crate::paths::{HANDLE_DIR, LOCK_FILE, MNT_HANDLE, READY_FILE, STATE_DIR};
 
 /// Makes sure `/run/nixos-wsl` is a real directory owned by root. A symlink there is removed
 /// (never followed: it could point anywhere); any other non-directory is renamed aside.
@@ -131,69 +131,73 @@ impl Drop for AlarmGuard {
     }
 }
 
-/// Open handles to a systemd namespace of this boot.
-pub struct Handles {
-    pid: OwnedFd,
+/// An open handle to the systemd namespace of this boot: its mount namespace, bound at
+/// [`MNT_HANDLE`] before systemd existed. The PID namespace is derived from it (PID 1 as
+/// seen by the namespace's own `/proc`), so a single handle names everything and no window
+/// exists in which a systemd runs that no handle points to.
+pub struct Handle {
     mnt: OwnedFd,
-    /// Inode of the PID namespace: its identity, as in `/proc/<pid>/ns/pid -> pid:[<ino>]`.
+}
+
+/// The systemd namespace, joined: our mount namespace is its, our next child is in its PID
+/// namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    /// Inode of its PID namespace: the identity readiness records refer to.
     pub pid_ino: u64,
 }
 
-/// Opens the handles. `Ok(None)` when there are none or they are not namespace files (a stale
+/// Opens the handle. `Ok(None)` when there is none or it is not a namespace file (a stale
 /// plain file, garbage, a handle whose bind mount is gone).
-pub fn open_handles() -> Result<Option<Handles>> {
-    let (Some(pid), Some(mnt)) = (open_nsfs(PID_HANDLE)?, open_nsfs(MNT_HANDLE)?) else {
-        return Ok(None);
-    };
-    let pid_ino = File::from(pid.try_clone()?).metadata()?.ino();
-    Ok(Some(Handles { pid, mnt, pid_ino }))
-}
-
-fn open_nsfs(path: &str) -> Result<Option<OwnedFd>> {
+pub fn open_handle() -> Result<Option<Handle>> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
+        .open(MNT_HANDLE)
     {
         Ok(f) => f,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {path}")),
+        Err(e) => return Err(e).with_context(|| format!("opening {MNT_HANDLE}")),
     };
-    let fs = fstatfs(file.as_fd()).with_context(|| format!("inspecting {path}"))?;
-    Ok((fs.filesystem_type() == NSFS_MAGIC).then(|| OwnedFd::from(file)))
+    let fs = fstatfs(file.as_fd()).with_context(|| format!("inspecting {MNT_HANDLE}"))?;
+    Ok((fs.filesystem_type() == NSFS_MAGIC).then(|| Handle {
+        mnt: OwnedFd::from(file),
+    }))
 }
 
-/// Joins the handles' mount namespace and checks that PID 1 of their PID namespace is alive
-/// there. The namespace's fresh `/proc` is the probe: its PID 1 must belong to the handle's
-/// PID namespace (a namespace whose init never mounted `/proc` still shows WSL's) and must not
-/// be a zombie. On failure the caller's mount namespace is restored and `false` returned.
-pub fn join_if_alive(handles: &Handles) -> Result<bool> {
+/// Joins the handle's mount namespace and, if PID 1 of its PID namespace is alive there, that
+/// PID namespace too. The namespace's fresh `/proc` is the probe: its PID 1 must be in another
+/// PID namespace than ours (a namespace whose init never mounted `/proc` still shows WSL's
+/// `/proc`, hence our own init) and must not be a zombie. When it is dead, our own mount
+/// namespace is restored and `None` returned.
+pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
+    let own_pid_ns = std::fs::metadata("/proc/self/ns/pid")
+        .context("inspecting our PID namespace")?
+        .ino();
     let home = File::open("/proc/self/ns/mnt").context("opening our mount namespace")?;
-    setns(handles.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
+    setns(handle.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
         .context("joining the systemd mount namespace")?;
-    if init_alive(handles.pid_ino) {
-        setns(handles.pid.as_fd(), CloneFlags::CLONE_NEWPID)
+    if let Some((pid_ns, pid_ino)) = live_init(own_pid_ns) {
+        setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
             .context("joining the systemd PID namespace")?;
-        return Ok(true);
+        return Ok(Some(Joined { pid_ino }));
     }
     setns(home.as_fd(), CloneFlags::CLONE_NEWNS).context("returning to our mount namespace")?;
-    Ok(false)
+    Ok(None)
 }
 
-/// Reads `/proc/1` of the current mount namespace: PID 1 lives in PID namespace `pid_ino` and
-/// is not a zombie.
-fn init_alive(pid_ino: u64) -> bool {
-    let Ok(link) = std::fs::read_link("/proc/1/ns/pid") else {
-        return false;
-    };
-    if link.as_os_str() != format!("pid:[{pid_ino}]").as_str() {
-        return false;
+/// PID 1 of the current mount namespace's `/proc`: its PID namespace (open, and its inode)
+/// when it is not `own_pid_ns` and not a zombie.
+fn live_init(own_pid_ns: u64) -> Option<(File, u64)> {
+    let pid_ns = File::open("/proc/1/ns/pid").ok()?;
+    let ino = pid_ns.metadata().ok()?.ino();
+    if ino == own_pid_ns {
+        return None;
     }
-    std::fs::read_to_string("/proc/1/stat")
-        .ok()
-        .and_then(|stat| proc_state(&stat))
-        .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+    let stat = std::fs::read_to_string("/proc/1/stat").ok()?;
+    let state = proc_state(&stat)?;
+    (!matches!(state, 'Z' | 'X' | 'x')).then_some((pid_ns, ino))
 }
 
 /// The state letter of a `/proc/<pid>/stat` line (after the parenthesised comm, which may
@@ -238,35 +242,30 @@ pub fn prepare_handle_dir() -> Result<()> {
     .with_context(|| format!("making {HANDLE_DIR} private"))
 }
 
-/// Bind-mounts the namespaces of `creator` (the process that unshared them, before it forks
-/// systemd) onto the handle paths. The PID handle is `pid_for_children`: the namespace that
-/// systemd, the creator's next child, will be PID 1 of.
-pub fn bind_handles(creator: nix::unistd::Pid) -> Result<()> {
-    for (source, target) in [("pid_for_children", PID_HANDLE), ("mnt", MNT_HANDLE)] {
-        File::create(target).with_context(|| format!("creating {target}"))?;
-        let source = format!("/proc/{creator}/ns/{source}");
-        mount(
-            Some(source.as_str()),
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .with_context(|| format!("bind-mounting {source} on {target}"))?;
-    }
-    Ok(())
+/// Bind-mounts the mount namespace of `creator` (the process that unshared the namespaces and
+/// has not forked systemd yet) onto the handle path. (Its `pid_for_children` cannot be bound
+/// yet: the kernel only exposes a PID namespace once it has an init.)
+pub fn bind_handle(creator: nix::unistd::Pid) -> Result<()> {
+    File::create(MNT_HANDLE).with_context(|| format!("creating {MNT_HANDLE}"))?;
+    let source = format!("/proc/{creator}/ns/mnt");
+    mount(
+        Some(source.as_str()),
+        MNT_HANDLE,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind-mounting {source} on {MNT_HANDLE}"))
 }
 
-/// Forgets a dead namespace: detaches the handle mounts and removes the readiness record.
-pub fn clear_handles() -> Result<()> {
-    for target in [PID_HANDLE, MNT_HANDLE] {
-        // Repeat: a handle may have been bound more than once by an interrupted start.
-        while umount2(target, MntFlags::MNT_DETACH).is_ok() {}
-        match std::fs::remove_file(target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {target}")),
-        }
+/// Forgets a dead namespace: detaches the handle mount and removes the readiness record.
+pub fn clear_handle() -> Result<()> {
+    // Repeat: an interrupted start may have bound it more than once.
+    while umount2(MNT_HANDLE, MntFlags::MNT_DETACH).is_ok() {}
+    match std::fs::remove_file(MNT_HANDLE) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {MNT_HANDLE}")),
     }
     match std::fs::remove_file(READY_FILE) {
         Err(e) if e.kind() != ErrorKind::NotFound => {

@@ -12,13 +12,11 @@ pub const STATE_DIR: &str = "/run/nixos-wsl";
 /// Lock serialising the "running / start / wait" decision between concurrent launches.
 pub const LOCK_FILE: &str = "/run/nixos-wsl/lock";
 
-/// Directory holding the namespace handles (bind mounts of nsfs files); a private tmpfs.
+/// Directory holding the namespace handle (a bind mount of an nsfs file); a private tmpfs.
 pub const HANDLE_DIR: &str = "/run/nixos-wsl/ns";
 
-/// Bind mount of the systemd namespace's PID namespace (`pid_for_children` of its creator).
-pub const PID_HANDLE: &str = "/run/nixos-wsl/ns/pid";
-
-/// Bind mount of the systemd namespace's mount namespace.
+/// Bind mount of the systemd namespace's mount namespace: the handle that names it. Its PID
+/// namespace is PID 1's as seen through that namespace's own `/proc`.
 pub const MNT_HANDLE: &str = "/run/nixos-wsl/ns/mnt";
 
 /// Written once systemd reported ready (or the wait gave up): `<state> <pid-ns inode>`.

@@ -119,9 +119,9 @@ pub fn bring_up(config: &mut Config) -> Result<StateLock> {
         }
     }
 
-    if let Some(handles) = namespace::open_handles()? {
-        if namespace::join_if_alive(&handles)? {
-            if namespace::readiness(handles.pid_ino) == Readiness::Unknown {
+    if let Some(handle) = namespace::open_handle()? {
+        if let Some(joined) = namespace::join_if_alive(&handle)? {
+            if namespace::readiness(joined.pid_ino) == Readiness::Unknown {
                 // Its starter was killed or gave up before recording anything: ask systemd.
                 let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
                 let state = if ready {
@@ -134,35 +134,38 @@ pub fn bring_up(config: &mut Config) -> Result<StateLock> {
                         "systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})"
                     );
                 }
-                namespace::record_readiness(state, handles.pid_ino)?;
+                namespace::record_readiness(state, joined.pid_ino)?;
             }
             return Ok(lock);
         }
         log::info!("the systemd namespace of this boot is gone; starting a new one");
     }
 
-    namespace::clear_handles()?;
+    namespace::clear_handle()?;
     namespace::prepare_handle_dir()?;
     let started = systemd::start(&config.systemd)?;
-    let handles = namespace::open_handles()?.context("the namespace handles vanished")?;
-    match started.wait(deadline) {
-        systemd::Outcome::Ready => namespace::record_readiness(Readiness::Ready, handles.pid_ino)?,
-        systemd::Outcome::Died => {
-            namespace::clear_handles()?;
-            anyhow::bail!("systemd exited while booting; see {SYSTEMD_LOG}");
-        }
-        systemd::Outcome::TimedOut => {
-            log::warn!(
-                "systemd did not finish booting within {} s; continuing anyway (log: {SYSTEMD_LOG})",
-                config.timeout.as_secs()
-            );
-            namespace::record_readiness(Readiness::GaveUp, handles.pid_ino)?;
-        }
+    let outcome = started.wait(deadline);
+    let handle = namespace::open_handle()?.context("the namespace handle vanished")?;
+    let joined = match outcome {
+        systemd::Outcome::Died => None,
+        _ => namespace::join_if_alive(&handle)?,
+    };
+    let Some(joined) = joined else {
+        namespace::clear_handle()?;
+        anyhow::bail!("systemd exited while booting; see {SYSTEMD_LOG}");
+    };
+    if outcome == systemd::Outcome::TimedOut {
+        log::warn!(
+            "systemd did not finish booting within {} s; continuing anyway (log: {SYSTEMD_LOG})",
+            config.timeout.as_secs()
+        );
     }
-    if !namespace::join_if_alive(&handles)? {
-        namespace::clear_handles()?;
-        anyhow::bail!("systemd exited right after booting; see {SYSTEMD_LOG}");
-    }
+    let state = if outcome == systemd::Outcome::Ready {
+        Readiness::Ready
+    } else {
+        Readiness::GaveUp
+    };
+    namespace::record_readiness(state, joined.pid_ino)?;
     Ok(lock)
 }
 

@@ -4,12 +4,12 @@
 //!
 //! ```text
 //! launcher ──fork──> creator ──unshare(PID|NS)── waits for "go" ──fork──> systemd (PID 1)
-//!    │  binds /proc/<creator>/ns/{pid_for_children,mnt} as handles, then sends "go"
+//!    │  binds /proc/<creator>/ns/mnt as the handle, then sends "go"
 //!    └─ waits for READY=1 on $NOTIFY_SOCKET or for systemd's pidfd to close
 //! ```
 //!
-//! The handles are bound *before* systemd exists, so a launcher killed at any point leaves
-//! either no systemd or a systemd that the next launch finds through the handles: never an
+//! The handle is bound *before* systemd exists, so a launcher killed at any point leaves
+//! either no systemd or a systemd that the next launch finds through the handle: never an
 //! orphan nobody knows about. The creator exits right after forking, so systemd is re-parented
 //! to WSL's init and outlives the launching session.
 
@@ -61,7 +61,7 @@ pub enum Outcome {
     TimedOut,
 }
 
-/// Starts `systemd` in a new PID + mount namespace and binds the namespace handles.
+/// Starts `systemd` in a new PID + mount namespace and binds the namespace handle.
 /// Must be called with the state lock held and the handle directory prepared.
 pub fn start(systemd: &Path) -> Result<Started> {
     check_executable(systemd)?;
@@ -106,7 +106,7 @@ pub fn start(systemd: &Path) -> Result<Started> {
             let _ = report.read_to_string(&mut why);
             bail!("creating the namespaces: {}", why.trim());
         }
-        crate::namespace::bind_handles(creator)?;
+        crate::namespace::bind_handle(creator)?;
         std::fs::File::from(go_write)
             .write_all(b"G")
             .context("starting systemd")?;
