@@ -23,20 +23,18 @@ pub fn needed() -> bool {
     !exists(CURRENT_SYSTEM) && !exists(ACTIVATED_FILE)
 }
 
-/// Runs `activate` if this boot needs it; `Ok(true)` when it ran (then `/etc` may hold a
-/// newer generation's files, so callers re-read their configuration). The script's output
-/// goes to the activation log; a failure is returned (the caller reports it and goes on: a
-/// shell matters more).
-pub fn run_once(activate: &Path) -> Result<bool> {
+/// Runs `activate` if this boot needs it. The script's output goes to the activation log; a
+/// failure is returned (the caller reports it and goes on: a shell matters more).
+pub fn run_once(activate: &Path) -> Result<()> {
     if !needed() {
-        return Ok(false);
+        return Ok(());
     }
     protect_store();
     let result = run(activate);
     // Recorded whatever the outcome: one attempt per boot.
     let _ = std::fs::write(ACTIVATED_FILE, b"");
     link_booted_system();
-    result.map(|()| true)
+    result
 }
 
 fn run(activate: &Path) -> Result<()> {
@@ -80,6 +78,54 @@ fn run(activate: &Path) -> Result<()> {
         bail!("activation failed ({status}); see {ACTIVATION_LOG}");
     }
     Ok(())
+}
+
+/// For launches that find systemd already running (WSL's own systemd mode): waits until the
+/// activation, which `nixos-wsl-init` runs before systemd, has created `/run/current-system`,
+/// at most until `deadline`; says so on stderr if that takes more than a second. Watches `/run`
+/// with inotify rather than polling. True when it exists.
+pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd;
+    let exists = || std::fs::symlink_metadata(CURRENT_SYSTEM).is_ok();
+    if exists() {
+        return true;
+    }
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) else {
+        return exists();
+    };
+    let watch = AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO;
+    if inotify.add_watch("/run", watch).is_err() {
+        return exists();
+    }
+    let started = std::time::Instant::now();
+    let mut told = false;
+    // Checked again after the watch exists, so a creation in between is not missed.
+    while !exists() {
+        let left = crate::namespace::remaining(deadline);
+        if left.is_zero() {
+            return false;
+        }
+        let slice = if told {
+            left
+        } else {
+            left.min(std::time::Duration::from_secs(1))
+        };
+        let ms = i32::try_from(slice.as_millis().max(1)).unwrap_or(i32::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            inotify.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout = nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX);
+        if let Ok(0) = nix::poll::poll(&mut fds, timeout) {
+            if !told && started.elapsed() >= std::time::Duration::from_secs(1) {
+                told = true;
+                eprintln!("nixos-wsl: waiting for the NixOS activation to finish...");
+            }
+        }
+        let _ = inotify.read_events();
+    }
+    true
 }
 
 /// NixOS keeps `/nix/store` read-only (`boot.readOnlyNixStore`): a read-only bind mount of it

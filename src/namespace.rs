@@ -1,9 +1,10 @@
 //! The systemd namespace: its on-disk handles, the lock around the "running / start / wait"
 //! decision, the liveness probe, and joining it.
 //!
-//! Identity is kept as an nsfs bind mount (`/run/nixos-wsl/ns/mnt`), never as a PID text
+//! Identity is kept as an nsfs bind mount (`/run/nixos-wsl/ns/pid`), never as a PID text
 //! file: a bind-mounted namespace file names exactly one namespace for as long as it exists
-//! and cannot be confused by PID reuse (NixOS-WSL #67, #87).
+//! and cannot be confused by PID reuse (NixOS-WSL #67, #87). systemd's outer PID is cached
+//! next to it only as a hint, checked against the handle on every use.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -20,7 +21,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
-use crate::paths::{HANDLE_DIR, LOCK_FILE, MNT_HANDLE, READY_FILE, STATE_DIR};
+use crate::paths::{HANDLE_DIR, INIT_PID_HINT, LOCK_FILE, PID_HANDLE, READY_FILE, STATE_DIR};
 
 /// Makes sure `/run/nixos-wsl` is a real directory owned by root. A symlink there is removed
 /// (never followed: it could point anywhere); any other non-directory is renamed aside.
@@ -50,10 +51,11 @@ pub fn prepare_state_dir() -> Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("inspecting {STATE_DIR}")),
     }
-    std::fs::DirBuilder::new()
-        .mode(0o755)
-        .create(dir)
-        .with_context(|| format!("creating {STATE_DIR}"))
+    match std::fs::DirBuilder::new().mode(0o755).create(dir) {
+        // Concurrent first launches race to create it; losing is fine.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other.with_context(|| format!("creating {STATE_DIR}")),
+    }
 }
 
 /// Exclusive lock on the start decision. Held while checking, activating, starting and waiting
@@ -131,20 +133,24 @@ impl Drop for AlarmGuard {
     }
 }
 
-/// An open handle to the systemd namespace of this boot: its mount namespace, bound at
-/// [`MNT_HANDLE`] before systemd existed. The PID namespace is derived from it (PID 1 as
-/// seen by the namespace's own `/proc`), so a single handle names everything and no window
-/// exists in which a systemd runs that no handle points to.
+/// An open handle to the systemd namespace of this boot: its PID namespace, bound at
+/// [`PID_HANDLE`] while systemd's process was already PID 1 there but had not exec'd systemd
+/// yet (see `systemd::start`), so no systemd can run that no handle names. The mount
+/// namespace to join is systemd's own (`/proc/<pid>/ns/mnt`).
 pub struct Handle {
-    mnt: OwnedFd,
+    pid_ns: OwnedFd,
+    /// Inode of the PID namespace: its identity, as in `/proc/<pid>/ns/pid -> pid:[<ino>]`.
+    pub pid_ino: u64,
 }
 
-/// The systemd namespace, joined: our mount namespace is its, our next child is in its PID
-/// namespace.
+/// The systemd namespace, joined: our mount namespace is systemd's, our next child is in its
+/// PID namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Joined {
     /// Inode of its PID namespace: the identity readiness records refer to.
     pub pid_ino: u64,
+    /// systemd's PID outside the namespace.
+    pub init_pid: i32,
 }
 
 /// Opens the handle. `Ok(None)` when there is none or it is not a namespace file (a stale
@@ -153,57 +159,90 @@ pub fn open_handle() -> Result<Option<Handle>> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(MNT_HANDLE)
+        .open(PID_HANDLE)
     {
         Ok(f) => f,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {MNT_HANDLE}")),
+        Err(e) => return Err(e).with_context(|| format!("opening {PID_HANDLE}")),
     };
-    let fs = fstatfs(file.as_fd()).with_context(|| format!("inspecting {MNT_HANDLE}"))?;
-    Ok((fs.filesystem_type() == NSFS_MAGIC).then(|| Handle {
-        mnt: OwnedFd::from(file),
+    let fs = fstatfs(file.as_fd()).with_context(|| format!("inspecting {PID_HANDLE}"))?;
+    if fs.filesystem_type() != NSFS_MAGIC {
+        return Ok(None);
+    }
+    let pid_ino = file.metadata()?.ino();
+    Ok(Some(Handle {
+        pid_ns: OwnedFd::from(file),
+        pid_ino,
     }))
 }
 
-/// Joins the handle's mount namespace and, if PID 1 of its PID namespace is alive there, that
-/// PID namespace too. The namespace's fresh `/proc` is the probe: its PID 1 must be in another
-/// PID namespace than ours (a namespace whose init never mounted `/proc` still shows WSL's
-/// `/proc`, hence our own init) and must not be a zombie. When it is dead, our own mount
-/// namespace is restored and `None` returned.
+/// Joins the handle's namespace if its PID 1 is alive: finds that process outside (the hint
+/// first, else a scan of `/proc`), joins its mount namespace and the PID namespace (for our
+/// children). `None` when PID 1 is gone or a zombie: the namespace is dead.
 pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
-    let own_pid_ns = std::fs::metadata("/proc/self/ns/pid")
-        .context("inspecting our PID namespace")?
-        .ino();
-    let home = File::open("/proc/self/ns/mnt").context("opening our mount namespace")?;
-    setns(handle.mnt.as_fd(), CloneFlags::CLONE_NEWNS)
-        .context("joining the systemd mount namespace")?;
-    if let Some((pid_ns, pid_ino)) = live_init(own_pid_ns) {
-        setns(pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
-            .context("joining the systemd PID namespace")?;
-        return Ok(Some(Joined { pid_ino }));
-    }
-    setns(home.as_fd(), CloneFlags::CLONE_NEWNS).context("returning to our mount namespace")?;
-    Ok(None)
+    let Some(init_pid) = find_init(handle.pid_ino) else {
+        return Ok(None);
+    };
+    let mnt = match File::open(format!("/proc/{init_pid}/ns/mnt")) {
+        Ok(f) => f,
+        // It died just now.
+        Err(_) => return Ok(None),
+    };
+    setns(mnt.as_fd(), CloneFlags::CLONE_NEWNS).context("joining the systemd mount namespace")?;
+    setns(handle.pid_ns.as_fd(), CloneFlags::CLONE_NEWPID)
+        .context("joining the systemd PID namespace")?;
+    Ok(Some(Joined {
+        pid_ino: handle.pid_ino,
+        init_pid,
+    }))
 }
 
-/// PID 1 of the current mount namespace's `/proc`: its PID namespace (open, and its inode)
-/// when it is not `own_pid_ns` and not a zombie.
-fn live_init(own_pid_ns: u64) -> Option<(File, u64)> {
-    let pid_ns = File::open("/proc/1/ns/pid").ok()?;
-    let ino = pid_ns.metadata().ok()?.ino();
-    if ino == own_pid_ns {
-        return None;
+/// The PID (in our namespace) of the live init of the PID namespace `pid_ino`.
+pub fn find_init(pid_ino: u64) -> Option<i32> {
+    let hint = std::fs::read_to_string(INIT_PID_HINT)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    if let Some(pid) = hint.filter(|&pid| is_live_init(pid, pid_ino)) {
+        return Some(pid);
     }
-    let stat = std::fs::read_to_string("/proc/1/stat").ok()?;
-    let state = proc_state(&stat)?;
-    (!matches!(state, 'Z' | 'X' | 'x')).then_some((pid_ns, ino))
+    // The hint is missing or wrong (damaged state): look at every process once.
+    let found = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|&pid| is_live_init(pid, pid_ino))?;
+    let _ = write_hint(found);
+    Some(found)
 }
 
-/// The state letter of a `/proc/<pid>/stat` line (after the parenthesised comm, which may
-/// itself contain spaces and parentheses).
-pub fn proc_state(stat: &str) -> Option<char> {
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+/// Process `pid` lives in PID namespace `pid_ino`, is PID 1 there, and is not a zombie.
+fn is_live_init(pid: i32, pid_ino: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let in_ns = std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok_and(|m| m.ino() == pid_ino);
+    in_ns
+        && std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|status| status_says_live_init(&status))
+}
+
+/// From `/proc/<pid>/status`: the innermost `NSpid` is 1 and the state is not zombie/dead.
+pub fn status_says_live_init(status: &str) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or("")
+    };
+    let innermost_is_1 = field("NSpid:").split_whitespace().last() == Some("1");
+    let state = field("State:").chars().next();
+    innermost_is_1 && !matches!(state, Some('Z' | 'X' | 'x') | None)
+}
+
+fn write_hint(pid: i32) -> Result<()> {
+    let tmp = format!("{INIT_PID_HINT}.tmp");
+    std::fs::write(&tmp, format!("{pid}\n")).context("writing the init PID hint")?;
+    std::fs::rename(&tmp, INIT_PID_HINT).context("writing the init PID hint")
 }
 
 /// Mounts a private tmpfs on the handle directory (once per boot). Private, so the handle bind
@@ -242,30 +281,35 @@ pub fn prepare_handle_dir() -> Result<()> {
     .with_context(|| format!("making {HANDLE_DIR} private"))
 }
 
-/// Bind-mounts the mount namespace of `creator` (the process that unshared the namespaces and
-/// has not forked systemd yet) onto the handle path. (Its `pid_for_children` cannot be bound
-/// yet: the kernel only exposes a PID namespace once it has an init.)
-pub fn bind_handle(creator: nix::unistd::Pid) -> Result<()> {
-    File::create(MNT_HANDLE).with_context(|| format!("creating {MNT_HANDLE}"))?;
-    let source = format!("/proc/{creator}/ns/mnt");
+/// Bind-mounts the PID namespace of `init` (systemd's process, PID 1 of the new namespace,
+/// not yet exec'd) onto the handle path and records its PID as the lookup hint. The handle
+/// dir is private, so the bind never propagates. (A mount-namespace file would be the other
+/// candidate, but binding one fails spuriously with EINVAL on kernels whose namespace IDs are
+/// not allocated in creation order across CPUs, Linux >= 6.18.)
+pub fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
+    File::create(PID_HANDLE).with_context(|| format!("creating {PID_HANDLE}"))?;
+    let source = format!("/proc/{init}/ns/pid");
     mount(
         Some(source.as_str()),
-        MNT_HANDLE,
+        PID_HANDLE,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .with_context(|| format!("bind-mounting {source} on {MNT_HANDLE}"))
+    .with_context(|| format!("bind-mounting {source} on {PID_HANDLE}"))?;
+    write_hint(init.as_raw())
 }
 
 /// Forgets a dead namespace: detaches the handle mount and removes the readiness record.
 pub fn clear_handle() -> Result<()> {
     // Repeat: an interrupted start may have bound it more than once.
-    while umount2(MNT_HANDLE, MntFlags::MNT_DETACH).is_ok() {}
-    match std::fs::remove_file(MNT_HANDLE) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing {MNT_HANDLE}")),
+    while umount2(PID_HANDLE, MntFlags::MNT_DETACH).is_ok() {}
+    for file in [PID_HANDLE, INIT_PID_HINT] {
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {file}")),
+        }
     }
     match std::fs::remove_file(READY_FILE) {
         Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -341,10 +385,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_state_after_comm_with_parens() {
-        assert_eq!(proc_state("1 (systemd) S 0 1 1"), Some('S'));
-        assert_eq!(proc_state("7 (a) b) (c) Z 1"), Some('Z'));
-        assert_eq!(proc_state("garbage"), None);
+    fn live_init_from_status() {
+        let status = |nspid: &str, state: &str| {
+            format!("Name:\tsystemd\nState:\t{state}\nNSpid:\t{nspid}\n")
+        };
+        assert!(status_says_live_init(&status("4242\t1", "S (sleeping)")));
+        assert!(!status_says_live_init(&status("4242\t7", "S (sleeping)")));
+        assert!(!status_says_live_init(&status("4242\t1", "Z (zombie)")));
+        assert!(!status_says_live_init(&status("1", "")));
+        assert!(!status_says_live_init("garbage"));
     }
 
     #[test]

@@ -15,9 +15,12 @@ pub const LOCK_FILE: &str = "/run/nixos-wsl/lock";
 /// Directory holding the namespace handle (a bind mount of an nsfs file); a private tmpfs.
 pub const HANDLE_DIR: &str = "/run/nixos-wsl/ns";
 
-/// Bind mount of the systemd namespace's mount namespace: the handle that names it. Its PID
-/// namespace is PID 1's as seen through that namespace's own `/proc`.
-pub const MNT_HANDLE: &str = "/run/nixos-wsl/ns/mnt";
+/// Bind mount of the systemd namespace's PID namespace: the handle that names it.
+pub const PID_HANDLE: &str = "/run/nixos-wsl/ns/pid";
+
+/// systemd's PID as seen from outside: a lookup hint only, always verified against
+/// [`PID_HANDLE`] (so PID reuse cannot fool it); a scan of `/proc` replaces it when it is wrong.
+pub const INIT_PID_HINT: &str = "/run/nixos-wsl/ns/init-pid";
 
 /// Written once systemd reported ready (or the wait gave up): `<state> <pid-ns inode>`.
 pub const READY_FILE: &str = "/run/nixos-wsl/ready";

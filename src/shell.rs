@@ -22,7 +22,7 @@ use nix::unistd::{fork, ForkResult, Uid};
 use crate::config::Config;
 use crate::environment::{self, Env};
 use crate::namespace::{self, Readiness, StateLock};
-use crate::paths::{CONFIG_FILE, SET_ENVIRONMENT, SYSTEMD_LOG};
+use crate::paths::{ACTIVATION_LOG, CONFIG_FILE, SET_ENVIRONMENT, SYSTEMD_LOG};
 use crate::session::{self, Account, Invocation, Plan};
 use crate::supervise::{self, Supervisor};
 use crate::{activation, systemd};
@@ -66,7 +66,14 @@ pub fn main(argv: Vec<OsString>) -> ! {
     let cwd = std::env::current_dir().ok();
     let overrides = Overrides::from_env(&inherited);
 
-    if !Uid::effective().is_root() || namespace::inside_systemd() {
+    let inside = namespace::inside_systemd();
+    if inside && !activation::wait_for_current_system(Instant::now() + config.timeout) {
+        log::warn!(
+            "the NixOS activation has not finished after {} s; continuing (see {ACTIVATION_LOG})",
+            config.timeout.as_secs()
+        );
+    }
+    if inside || !Uid::effective().is_root() {
         // `sudo -i` / `su -` / ssh inside our namespace, WSL's own systemd mode, or a user
         // calling us directly: behave as a plain shell for whoever we already are.
         let account =
@@ -112,10 +119,14 @@ pub fn bring_up(config: &mut Config) -> Result<StateLock> {
     // Waiters allow for one holder's full wait plus its activation.
     let lock = StateLock::acquire(deadline + config.timeout)?;
     if let Some(activate) = config.activate.clone() {
-        match activation::run_once(&activate) {
-            Ok(true) => *config = Config::load(Path::new(CONFIG_FILE)),
-            Ok(false) => {}
-            Err(e) => log::error!("{e:#}; starting systemd anyway"),
+        let before = std::fs::read(CONFIG_FILE).ok();
+        if let Err(e) = activation::run_once(&activate) {
+            log::error!("{e:#}; starting systemd anyway");
+        }
+        // The activation may have linked a newer generation's file (and its warnings, if any,
+        // were already shown for an unchanged one).
+        if std::fs::read(CONFIG_FILE).ok() != before {
+            *config = Config::load(Path::new(CONFIG_FILE));
         }
     }
 

@@ -3,15 +3,15 @@
 //! The fork chain (each step exists for a reason):
 //!
 //! ```text
-//! launcher ──fork──> creator ──unshare(PID|NS)── waits for "go" ──fork──> systemd (PID 1)
-//!    │  binds /proc/<creator>/ns/mnt as the handle, then sends "go"
+//! launcher ──fork──> creator ──unshare(PID|NS)──fork──> init (PID 1): mounts /proc, waits for "go"
+//!    │  binds /proc/<init>/ns/pid as the handle, then sends "go" ──────────> exec systemd
 //!    └─ waits for READY=1 on $NOTIFY_SOCKET or for systemd's pidfd to close
 //! ```
 //!
-//! The handle is bound *before* systemd exists, so a launcher killed at any point leaves
-//! either no systemd or a systemd that the next launch finds through the handle: never an
-//! orphan nobody knows about. The creator exits right after forking, so systemd is re-parented
-//! to WSL's init and outlives the launching session.
+//! The handle is bound *before* systemd runs, and the init waits for it: a launcher killed at
+//! any point leaves either no systemd (the init sees the go pipe close and exits) or a systemd
+//! that the next launch finds through the handle: never an orphan nobody knows about. The
+//! creator exits at once, so systemd is re-parented to WSL's init and outlives the launch.
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -95,38 +95,31 @@ pub fn start(systemd: &Path) -> Result<Started> {
         ForkResult::Parent { child } => child,
     };
     drop((go_read, report_write, log));
-    let mut report = std::fs::File::from(report_read);
-    let outcome = (|| -> Result<Pid> {
-        let mut status = [0u8; 1];
-        if report.read(&mut status)? != 1 {
-            bail!("the namespace creator failed before unsharing");
-        }
-        if status[0] != b'U' {
-            let mut why = String::new();
-            let _ = report.read_to_string(&mut why);
-            bail!("creating the namespaces: {}", why.trim());
-        }
-        crate::namespace::bind_handle(creator)?;
-        std::fs::File::from(go_write)
-            .write_all(b"G")
-            .context("starting systemd")?;
-        let mut pid = String::new();
-        report.read_to_string(&mut pid)?;
-        let pid: i32 = pid
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("the namespace creator failed: {}", pid.trim()))?;
-        Ok(Pid::from_raw(pid))
-    })();
+    // The creator reports `P<pid of init>` or `E<reason>`, then exits (EOF).
+    let mut report = String::new();
+    let read = std::fs::File::from(report_read).read_to_string(&mut report);
     let _ = waitpid(creator, None);
-    let pid = outcome?;
-    let pidfd = pidfd_open(pid)
-        .with_context(|| format!("systemd (pid {pid}) exited at once; see {SYSTEMD_LOG}"))?;
+    read.context("reading the namespace creator's report")?;
+    let pid = match report.strip_prefix('P').map(str::parse::<i32>) {
+        Some(Ok(pid)) => Pid::from_raw(pid),
+        _ => bail!(
+            "creating the namespaces: {}",
+            report.trim_start_matches('E').trim()
+        ),
+    };
+    // Dropping `go_write` on an error path closes the pipe: the init exits without systemd.
+    crate::namespace::bind_handle(pid)?;
+    let pidfd = pidfd_open(pid).with_context(|| {
+        format!("systemd's process (pid {pid}) exited early; see {SYSTEMD_LOG}")
+    })?;
+    std::fs::File::from(go_write)
+        .write_all(b"G")
+        .context("starting systemd")?;
     Ok(Started { notify, pidfd, pid })
 }
 
-/// The creator: unshares the namespaces, reports, waits for the go-ahead, forks systemd and
-/// reports its PID. Returns the creator's exit code. Errors go to the launcher as text.
+/// The creator: unshares the namespaces, forks the init and reports its PID (or why not).
+/// Returns the creator's exit code.
 fn creator_main(
     go: OwnedFd,
     report: OwnedFd,
@@ -143,39 +136,26 @@ fn creator_main(
     // ours back: slave of WSL's peer group, and shared within the new namespace so systemd's
     // services see its later mounts (systemd itself leaves propagation alone in a container).
     for flags in [MsFlags::MS_SLAVE, MsFlags::MS_SHARED] {
-        if let Err(e) = mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            flags | MsFlags::MS_REC,
-            None::<&str>,
-        ) {
+        let all = flags | MsFlags::MS_REC;
+        if let Err(e) = mount(None::<&str>, "/", None::<&str>, all, None::<&str>) {
             let _ = write!(report, "Esetting mount propagation: {e}");
             return 1;
         }
-    }
-    if report.write_all(b"U").is_err() {
-        return 1;
-    }
-    let mut go_byte = [0u8; 1];
-    if !matches!(std::fs::File::from(go).read(&mut go_byte), Ok(1)) {
-        // The launcher died before binding the handles: start nothing.
-        return 1;
     }
     // SAFETY: single-threaded (the creator is a fork of a single-threaded program).
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(report);
-            let code = systemd_main(log, systemd, env);
+            let code = init_main(go, log, systemd, env);
             // SAFETY: see above.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            let _ = write!(report, "{child}");
+            let _ = write!(report, "P{child}");
             0
         }
         Err(e) => {
-            let _ = write!(report, "forking systemd: {e}");
+            let _ = write!(report, "Eforking systemd: {e}");
             1
         }
     }
@@ -184,9 +164,9 @@ fn creator_main(
 /// PID 1 of the new namespace, before exec'ing systemd: a fresh `/proc` for the new PID
 /// namespace, `binfmt_misc` (otherwise systemd puts a broken automount there), our log as
 /// `/dev/console` (a container systemd logs to the console), its own session, stdio, default
-/// signals. Returns only on failure, with the exit code.
-fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 {
-    let mut err = log;
+/// signals; then it waits for the launcher's go-ahead (sent once the handle is bound; EOF
+/// means the launcher died: start nothing). Returns only on failure, with the exit code.
+fn init_main(go: OwnedFd, log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 {
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         let mut err = log;
         let _ = writeln!(err, "nixos-wsl: {what}: {e}");
@@ -227,6 +207,10 @@ fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 
         Ok(f) => f,
         Err(e) => return fail("opening /dev/null", &e),
     };
+    let mut go_byte = [0u8; 1];
+    if !matches!(std::fs::File::from(go).read(&mut go_byte), Ok(1)) {
+        return 1;
+    }
     for (from, to) in [
         (null.as_raw_fd(), 0),
         (log.as_raw_fd(), 1),
@@ -239,12 +223,11 @@ fn systemd_main(log: &std::fs::File, systemd: &CString, env: &[CString]) -> i32 
     }
     supervise::reset_signals_for_exec();
     let argv = [systemd.clone()];
-    let e = nix::unistd::execve(systemd, &argv, env).unwrap_err();
-    let _ = writeln!(
-        err,
-        "nixos-wsl: cannot execute {}: {e}",
-        systemd.to_string_lossy()
-    );
+    let e = match nix::unistd::execve(systemd, &argv, env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    fail(&format!("cannot execute {}", systemd.to_string_lossy()), &e);
     127
 }
 
