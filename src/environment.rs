@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use path::{apply_session_path, automount_root, session_path, split_windows_path, SessionPath};
+pub use sh::Credentials;
 
 /// NixOS' marker that `/etc/set-environment` has been applied; nested shells skip the file.
 pub const DONE_MARKER: &str = "__NIXOS_SET_ENVIRONMENT_DONE";
@@ -104,23 +105,39 @@ impl FromIterator<(OsString, OsString)> for Env {
     }
 }
 
+/// [`load_set_environment_as`] as whoever we are.
+pub fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Result<Env> {
+    load_set_environment_as(path, env, shell, None)
+}
+
 /// Applies NixOS' `/etc/set-environment` at `path` to `env`, once.
 ///
 /// - `env` already carries a non-empty [`DONE_MARKER`] (a nested launch): `env` unchanged.
-/// - the file does not exist (first boot before activation): `env` unchanged.
 /// - else the file is evaluated by [`script::evaluate`], or, if it uses anything beyond that
-///   subset, sourced by `shell` (normally [`FALLBACK_SHELL`]) within [`FALLBACK_TIMEOUT`];
-///   the result carries `DONE_MARKER=1`.
+///   subset, sourced by `shell` (normally [`FALLBACK_SHELL`]) within [`FALLBACK_TIMEOUT`],
+///   as `user` (the session's user, when we are root and about to become them); the result
+///   carries `DONE_MARKER=1`.
 ///
-/// `Err` holds a one-line reason (unreadable file, syntax error, timeout); the caller keeps
-/// the unchanged `env` and prints it as a warning, so a broken file never locks anyone out.
-pub fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Result<Env> {
+/// `Err` holds a one-line reason (missing or unreadable file, syntax error, timeout); the
+/// caller keeps `env` and prints it as a warning, so a broken file never locks anyone out. A
+/// missing file is an error too: NixOS always generates it, and a NixOS session without it
+/// finds almost no programs, which a user should hear about.
+pub fn load_set_environment_as(
+    path: &Path,
+    env: &Env,
+    shell: &Path,
+    user: Option<&Credentials>,
+) -> anyhow::Result<Env> {
     if env.get(DONE_MARKER).is_some_and(|v| !v.is_empty()) {
         return Ok(env.clone());
     }
     let text = match std::fs::read(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(env.clone()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "{} does not exist (the NixOS activation creates it: `sudo {}`)",
+            path.display(),
+            crate::config::DEFAULT_ACTIVATE
+        ),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let mut loaded = match script::evaluate(&text, env) {
@@ -131,7 +148,7 @@ pub fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Res
                 path.display(),
                 shell.display()
             );
-            sh::source(shell, path, env, FALLBACK_TIMEOUT)
+            sh::source(shell, path, env, FALLBACK_TIMEOUT, user)
                 .with_context(|| format!("loading {}", path.display()))?
         }
     };

@@ -232,7 +232,7 @@ pub fn session_plan(
     Plan {
         switch_user: !account.uid.is_root() || !Uid::current().is_root(),
         cwds: session::cwd_candidates(cwd, &account),
-        env: nixos_environment(env, inherited, config),
+        env: nixos_environment(env, inherited, config, Some(&account)),
         account,
         shells,
         invocation,
@@ -248,15 +248,23 @@ fn nixos_environment(
     env: Vec<(OsString, OsString)>,
     inherited: &[(OsString, OsString)],
     config: &Config,
+    user: Option<&Account>,
 ) -> Vec<(OsString, OsString)> {
     let base: Env = env.into_iter().collect();
-    let mut loaded = environment::load_set_environment(
+    // Shell code run for the user we are about to become runs as them, not as root.
+    let user = user.map(environment::Credentials::of);
+    let mut loaded = environment::load_set_environment_as(
         Path::new(SET_ENVIRONMENT),
         &base,
         Path::new(environment::FALLBACK_SHELL),
+        user.as_ref(),
     )
     .unwrap_or_else(|e| {
         log::warn!("{e:#}; continuing without it");
+        // Done all the same: NixOS' /etc/profile and /etc/zshenv source the file when the
+        // marker is absent, so every nested shell would repeat the failure.
+        let mut base = base;
+        base.set(environment::DONE_MARKER, "1");
         base
     });
     let automount_root = std::fs::read_to_string("/etc/wsl.conf")
@@ -283,7 +291,7 @@ fn plain_plan(
     Plan {
         switch_user: false,
         cwds: Vec::new(),
-        env: nixos_environment(env, inherited, config),
+        env: nixos_environment(env, inherited, config, None),
         account,
         shells,
         invocation,

@@ -4,10 +4,11 @@
 //! substitution...). Costs a fork and two execs, about a millisecond, and is bounded in time
 //! so a file that blocks cannot hang every launch.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{Gid, Uid};
 
 use super::script::is_name;
 use super::Env;
+use crate::session::Account;
 
 /// Checks the syntax first (`-n`): bash, even as `sh`, carries on after a syntax error in a
 /// dot script, which would hand back half an environment. The file's own output goes to
@@ -35,15 +38,49 @@ const MAX_OUTPUT: usize = 16 << 20;
 /// Enough of stderr for a one-line reason.
 const MAX_STDERR: usize = 4096;
 
+/// Who the fallback shell runs as: the session's user. The file is shell code run for that
+/// user (NixOS' `extraInit` may compute `$(id -u)` or create directories in `$HOME`); run as
+/// root, it would compute root's values and leave root-owned files in the user's home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: Uid,
+    pub gid: Gid,
+    /// Supplementary groups, as initgroups(3) sets them for a session.
+    pub groups: Vec<Gid>,
+}
+
+impl Credentials {
+    /// `account`'s uid and gid, with its groups from `/etc/group` (only the primary group if
+    /// that lookup fails: the file just assigns variables).
+    pub fn of(account: &Account) -> Credentials {
+        let groups = CString::new(account.name.as_bytes())
+            .ok()
+            .and_then(|name| nix::unistd::getgrouplist(&name, account.gid).ok())
+            .unwrap_or_else(|| vec![account.gid]);
+        Credentials {
+            uid: account.uid,
+            gid: account.gid,
+            groups,
+        }
+    }
+}
+
 /// Runs `shell -c '. file; exec env -0'` with exactly `env` (nothing of our own environment)
 /// and returns the environment it exports, in `env`'s order, new names after.
 ///
-/// Variables the shell manages (`_`, `SHLVL`, `PWD`, `OLDPWD`) keep their values from `env`
-/// or stay absent; names that are not shell names (`A-B`), which some shells drop on
-/// import, are carried over from `env`. `Err` has a one-line reason: a syntax error (the
+/// `user`, when it is not who we already are, is who the shell runs as (dropping root needs
+/// root). Variables the shell manages (`_`, `SHLVL`, `PWD`, `OLDPWD`) keep their values
+/// from `env` or stay absent; names that are not shell names (`A-B`), which some shells drop
+/// on import, are carried over from `env`. `Err` has a one-line reason: a syntax error (the
 /// shell's first message), a non-zero exit, or no answer within `timeout` (the shell is
 /// killed; background jobs the file started are left alone).
-pub fn source(shell: &Path, file: &Path, env: &Env, timeout: Duration) -> anyhow::Result<Env> {
+pub fn source(
+    shell: &Path,
+    file: &Path,
+    env: &Env,
+    timeout: Duration,
+    user: Option<&Credentials>,
+) -> anyhow::Result<Env> {
     let env_program = ENV_PROGRAMS
         .iter()
         .map(Path::new)
@@ -55,7 +92,8 @@ pub fn source(shell: &Path, file: &Path, env: &Env, timeout: Duration) -> anyhow
     } else {
         Path::new(".").join(file)
     };
-    let mut child = Command::new(shell)
+    let mut command = Command::new(shell);
+    command
         .args(["-c", SCRIPT, "sh"])
         .arg(&file)
         .arg(env_program)
@@ -64,7 +102,21 @@ pub fn source(shell: &Path, file: &Path, env: &Env, timeout: Duration) -> anyhow
         .envs(env.iter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(user) = user.filter(|u| u.uid != Uid::effective()) {
+        let user = user.clone();
+        // SAFETY: between fork and exec only setgroups(2), setgid(2) and setuid(2), which
+        // are async-signal-safe and do not allocate; groups before ids, ids before exec.
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setgroups(&user.groups)?;
+                nix::unistd::setgid(user.gid)?;
+                nix::unistd::setuid(user.uid)?;
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("starting {}", shell.display()))?;
     let outcome = collect(&mut child, timeout);

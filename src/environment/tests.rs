@@ -145,7 +145,7 @@ fn assert_fast_equals_shells(script: &[u8], env: &Env, dir: &TempDir) {
         Err(e) => panic!("{e}"),
     };
     for shell in shells() {
-        let slow = sh::source(shell, &file, env, FALLBACK_TIMEOUT)
+        let slow = sh::source(shell, &file, env, FALLBACK_TIMEOUT, None)
             .unwrap_or_else(|e| panic!("{}: {e:#}", shell.display()));
         assert_eq!(
             sorted(&fast),
@@ -219,7 +219,7 @@ fn fallback_runs_extra_init_code() {
     let refused = script::evaluate(EXTRA_INIT.as_bytes(), &env).expect_err("beyond the subset");
     assert_eq!(refused.line, 4, "{refused}");
     for shell in shells() {
-        let got = sh::source(shell, &file, &env, FALLBACK_TIMEOUT)
+        let got = sh::source(shell, &file, &env, FALLBACK_TIMEOUT, None)
             .unwrap_or_else(|e| panic!("{}: {e:#}", shell.display()));
         let home = dir.0.to_str().expect("UTF-8");
         let get = |n: &str| got.get(n).and_then(OsStr::to_str).map(str::to_owned);
@@ -253,8 +253,8 @@ fn fallback_reports_a_syntax_error_in_one_line() {
         b"export A=1\nif [ -e / ]; then\n  export B=1\n",
     );
     for shell in shells() {
-        let err =
-            sh::source(shell, &file, &Env::new(), FALLBACK_TIMEOUT).expect_err("syntax error");
+        let err = sh::source(shell, &file, &Env::new(), FALLBACK_TIMEOUT, None)
+            .expect_err("syntax error");
         let message = format!("{err:#}");
         assert!(!message.contains('\n'), "{message}");
         assert!(message.to_lowercase().contains("syntax error"), "{message}");
@@ -273,6 +273,7 @@ fn fallback_is_bounded_in_time() {
         &file,
         &env,
         Duration::from_millis(300),
+        None,
     )
     .expect_err("too slow");
     assert!(
@@ -293,7 +294,8 @@ fn fallback_does_not_wait_for_background_jobs() {
     let mut env = Env::new();
     env.set("PATH", "/usr/bin:/bin");
     let start = Instant::now();
-    let got = sh::source(Path::new("/bin/sh"), &file, &env, FALLBACK_TIMEOUT).expect("sourced");
+    let got =
+        sh::source(Path::new("/bin/sh"), &file, &env, FALLBACK_TIMEOUT, None).expect("sourced");
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -318,13 +320,18 @@ fn parse_env0_is_byte_exact() {
 }
 
 #[test]
-fn load_missing_file_or_already_loaded_is_unchanged() {
+fn load_missing_file_warns_already_loaded_is_unchanged() {
     let dir = TempDir::new();
     let shell = Path::new(FALLBACK_SHELL);
     let env = wsl_env(&dir.0);
-    let missing =
-        load_set_environment(&dir.0.join("absent"), &env, shell).expect("missing is fine");
-    assert_eq!(missing, env);
+    let absent = dir.0.join("absent");
+    let missing = load_set_environment(&absent, &env, shell).expect_err("missing");
+    let message = format!("{missing:#}");
+    assert!(
+        message.starts_with(&format!("{} does not exist", absent.display()))
+            && !message.contains('\n'),
+        "{message}"
+    );
 
     let broken = dir.write("set-environment", b"if then fi fi\n");
     let mut done = env.clone();
@@ -336,6 +343,48 @@ fn load_missing_file_or_already_loaded_is_unchanged() {
     // An empty marker does not count, as in NixOS' `[ -z "$__NIXOS_SET_ENVIRONMENT_DONE" ]`.
     done.set(DONE_MARKER, "");
     assert!(load_set_environment(&broken, &done, shell).is_err());
+}
+
+/// The fallback shell runs as the session's user (`$(id -u)` in an `extraInit` is theirs);
+/// as whoever we are when that is already them, or when no user is given.
+#[test]
+fn fallback_runs_as_the_given_user() {
+    let dir = TempDir::new();
+    let file = dir.write(
+        "set-environment",
+        b"export ID=\"$(id -u):$(id -g):$(id -G)\"\n",
+    );
+    let mut env = Env::new();
+    env.set("PATH", "/usr/bin:/bin");
+    let id = |user: Option<&Credentials>| {
+        let got =
+            sh::source(Path::new("/bin/sh"), &file, &env, FALLBACK_TIMEOUT, user).expect("sourced");
+        got.get("ID").and_then(OsStr::to_str).map(str::to_owned)
+    };
+    let me = nix::unistd::Uid::effective();
+    let my_gid = nix::unistd::Gid::effective();
+    let mine = id(None).expect("ID set");
+    assert!(mine.starts_with(&format!("{me}:{my_gid}:")), "{mine}");
+    let same = Credentials {
+        uid: me,
+        gid: my_gid,
+        groups: vec![my_gid],
+    };
+    assert_eq!(id(Some(&same)).as_deref(), Some(mine.as_str()), "no switch");
+    if me.is_root() {
+        let other = Credentials {
+            uid: nix::unistd::Uid::from_raw(65_534),
+            gid: nix::unistd::Gid::from_raw(65_533),
+            groups: vec![
+                nix::unistd::Gid::from_raw(65_533),
+                nix::unistd::Gid::from_raw(4242),
+            ],
+        };
+        let got = id(Some(&other)).expect("ID set");
+        let groups: Vec<&str> = got.rsplit(':').next().unwrap_or("").split(' ').collect();
+        assert!(got.starts_with("65534:65533:"), "{got}");
+        assert!(groups.contains(&"4242") && !groups.contains(&"0"), "{got}");
+    }
 }
 
 #[test]
@@ -388,7 +437,7 @@ fn fast_path_cost() {
     let runs = 10;
     let start = Instant::now();
     for _ in 0..runs {
-        sh::source(shell, &file, &env, FALLBACK_TIMEOUT).expect("shell path");
+        sh::source(shell, &file, &env, FALLBACK_TIMEOUT, None).expect("shell path");
     }
     let slow = start.elapsed() / runs;
     eprintln!(

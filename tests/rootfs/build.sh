@@ -4,8 +4,9 @@
 # The result is configured the way a WSL distribution is: no gettys or console units, no udev,
 # a default user `nixos` (uid 1000, passwordless sudo, lingering on), `/etc/wsl.conf` that
 # makes root WSL's default user, and stand-ins for the NixOS pieces the login shell uses
-# (`/nix/var/nix/profiles/system/{activate,systemd,sw}`). The login shell itself is not part
-# of it: the simulator installs it per distro instance.
+# (`/nix/var/nix/profiles/system/{activate,systemd,sw}`, `/etc/set-environment` with a marker
+# program in `/opt/nixos-marker/bin`, startup files that load it once as NixOS' do). The
+# login shell itself is not part of it: the simulator installs it per distro instance.
 #
 # Everything under tests/rootfs/ is hashed into the cache key, so editing this recipe
 # rebuilds the rootfs on the next test run.

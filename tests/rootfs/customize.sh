@@ -7,7 +7,8 @@ files=$2
 
 cp -a "$files/." "$root/"
 chmod 0440 "$root/etc/sudoers.d/nixos"
-chmod 0755 "$root/nix/var/nix/profiles/system/activate"
+chmod 0755 "$root/nix/var/nix/profiles/system/activate" "$root/opt/nixos-marker/bin/nixos-marker"
+chmod 0644 "$root/etc/set-environment"
 
 # The default user: uid 1000, primary group `users`, sudo without a password, a lingering
 # user manager (so `systemctl --user` works without a logind session from login(1)).
@@ -30,6 +31,27 @@ if grep -q '^export PATH$' "$root/etc/profile"; then
     echo "customize.sh: could not remove the PATH reset from /etc/profile" >&2
     exit 1
 fi
+
+# Debian's fish appends its default PATH for login shells, as Debian's /etc/profile did; NixOS'
+# fish does not.
+rm "$root/usr/share/fish/vendor_conf.d/00debian-profile.fish"
+
+# NixOS' shell startup files load set-environment unless an outer process already did (it
+# exports __NIXOS_SET_ENVIRONMENT_DONE): /etc/profile for login shells, /etc/bashrc for
+# interactive bash, /etc/zshenv for every zsh. The stand-ins do the same, so a launch that
+# loaded the file without exporting the marker shows up as a second load in the tests.
+# (NixOS sources the file's store path, which always exists; hence the `-e`.) fish is left
+# out: NixOS loads the file into fish with foreign-env (`fenv`), which this rootfs lacks.
+guard='if [ -z "${__NIXOS_SET_ENVIRONMENT_DONE-}" ] && [ -e /etc/set-environment ]; then . /etc/set-environment; fi'
+for f in etc/profile etc/bash.bashrc etc/zsh/zshenv; do
+    {
+        echo "# Load NixOS' environment once, as NixOS does (tests/rootfs/customize.sh)."
+        echo "$guard"
+        cat "$root/$f"
+    } > "$root/$f.tmp"
+    cat "$root/$f.tmp" > "$root/$f"
+    rm "$root/$f.tmp"
+done
 
 # The login shell under test is installed per distro instance at this path.
 echo /usr/local/bin/nixos-wsl-shell >> "$root/etc/shells"
