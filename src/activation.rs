@@ -5,8 +5,6 @@
 //! `/run/current-system`). Called with the state lock held, so concurrent first launches
 //! wait for it instead of running it twice (NixOS-WSL #11, #125, #602).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,7 +30,7 @@ pub fn run_once(activate: &Path) -> Result<()> {
     protect_store();
     let result = run(activate);
     // Recorded whatever the outcome: one attempt per boot.
-    let _ = std::fs::write(ACTIVATED_FILE, b"");
+    let _ = crate::state::write_atomic(Path::new(ACTIVATED_FILE), b"");
     link_booted_system();
     result
 }
@@ -41,13 +39,7 @@ fn run(activate: &Path) -> Result<()> {
     if !activate.exists() {
         bail!("activation script {} not found", activate.display());
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(ACTIVATION_LOG)
-        .with_context(|| format!("opening {ACTIVATION_LOG}"))?;
+    let log = crate::state::open_log(Path::new(ACTIVATION_LOG))?;
     let mut command = Command::new(activate);
     command
         .env_clear()
@@ -87,7 +79,12 @@ fn run(activate: &Path) -> Result<()> {
 pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     use std::os::fd::AsFd;
-    let exists = || std::fs::symlink_metadata(CURRENT_SYSTEM).is_ok();
+    // The activation also counts as finished when it failed without creating the link
+    // (nixos-wsl-init records every attempt): waiting longer cannot help then.
+    let exists = || {
+        std::fs::symlink_metadata(CURRENT_SYSTEM).is_ok()
+            || std::fs::symlink_metadata(ACTIVATED_FILE).is_ok()
+    };
     if exists() {
         return true;
     }
@@ -98,6 +95,8 @@ pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
     if inotify.add_watch("/run", watch).is_err() {
         return exists();
     }
+    // Best effort: the directory exists once nixos-wsl-init started the activation.
+    let _ = inotify.add_watch(crate::paths::STATE_DIR, watch);
     let started = std::time::Instant::now();
     let mut told = false;
     // Checked again after the watch exists, so a creation in between is not missed.

@@ -1,1 +1,253 @@
-//! TODO: cli
+//! `nixos-wsl` admin subcommands for operating the systemd namespace: `status`, `exec`,
+//! `stop`, `logs`. When something goes wrong inside a WSL distribution there is no console
+//! and no rescue disk; these are the tools to look inside and to reset it.
+//!
+//! Each subcommand is a module with a pure argument parser (unit-tested) and a `main(args)`
+//! that returns the exit status:
+//!
+//! | command  | exit status |
+//! |----------|-------------|
+//! | `status` | 0 systemd is up (`running` or `degraded`), 3 it is not (absent, dead, still booting, failing), 4 cannot tell (not root outside the namespace) |
+//! | `exec`   | the command's own status; 125 `nixos-wsl` itself failed (not root, no such user, systemd unreachable); 127 the command could not be run |
+//! | `stop`   | 0 stopped (or was not running), 1 refused or failed |
+//! | `logs`   | 0, or 1 when a log exists but cannot be read |
+//!
+//! Every subcommand: `--help` prints its usage on stdout (exit 0); an unknown argument prints
+//! it on stderr (exit 2).
+//!
+//! Where the command runs matters ([`Place`]): outside the namespace (`wsl -u root -e
+//! nixos-wsl ...`), inside our namespace (`sudo nixos-wsl ...` in a session), or under WSL's
+//! own systemd (`[boot] systemd=true`), where there is no namespace of ours at all.
+
+pub mod exec;
+pub mod logs;
+pub mod procfs;
+pub mod render;
+pub mod status;
+pub mod stop;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+
+use crate::paths::{NOTIFY_SOCKET, READY_FILE, STATE_DIR};
+
+/// A command-line mistake: printed with the usage on stderr, exit status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+/// Exit status for command-line mistakes.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs a subcommand: parses `args` (`Ok(None)` = `--help`), prints usage as asked, runs.
+fn dispatch<A>(
+    name: &str,
+    usage: &str,
+    args: &[OsString],
+    parse: fn(&[OsString]) -> Result<Option<A>, UsageError>,
+    run: fn(A) -> i32,
+) -> i32 {
+    match parse(args) {
+        Ok(Some(parsed)) => run(parsed),
+        Ok(None) => {
+            print!("{usage}");
+            0
+        }
+        Err(UsageError(why)) => {
+            eprint!("nixos-wsl {name}: {why}\n{usage}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// True for `-h`/`--help`.
+fn is_help(arg: &OsString) -> bool {
+    matches!(arg.as_bytes(), b"-h" | b"--help")
+}
+
+/// Rejects any argument (for subcommands that take none but `--help`).
+fn no_arguments(args: &[OsString]) -> Result<Option<()>, UsageError> {
+    match args.first() {
+        None => Ok(Some(())),
+        Some(a) if is_help(a) => Ok(None),
+        Some(a) => Err(UsageError(format!("unexpected argument {a:?}"))),
+    }
+}
+
+/// Where this command runs, relative to the systemd namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// PID 1 of our PID namespace is not systemd: WSL's own init (`wsl -u root -e ...`).
+    Outside,
+    /// Inside the namespace the login shell started (`sudo nixos-wsl ...` in a session).
+    InsideOurs,
+    /// PID 1 is systemd, but not one we started: WSL's own systemd mode.
+    WslSystemd,
+}
+
+/// Finds out where we are. PID 1 being systemd alone cannot tell our namespace from WSL's
+/// systemd mode; our systemd is the one the readiness record names (readable by anyone), or
+/// (for root) the one whose environment holds our `$NOTIFY_SOCKET`.
+pub fn place() -> Place {
+    if !crate::namespace::inside_systemd() {
+        return Place::Outside;
+    }
+    let own = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
+    let recorded = std::fs::read_to_string(READY_FILE)
+        .ok()
+        .and_then(|t| procfs::readiness_ino(&t));
+    if own.is_some() && own == recorded {
+        return Place::InsideOurs;
+    }
+    let environ = std::fs::read("/proc/1/environ").unwrap_or_default();
+    if procfs::environ_has(&environ, "NOTIFY_SOCKET", NOTIFY_SOCKET.as_bytes()) {
+        return Place::InsideOurs;
+    }
+    Place::WslSystemd
+}
+
+/// True when `/run/nixos-wsl` is a real directory (not a symlink): the CLI never follows a
+/// planted symlink into another directory, and never creates the state directory itself.
+fn state_dir_is_real() -> bool {
+    std::fs::symlink_metadata(STATE_DIR).is_ok_and(|m| m.file_type().is_dir())
+}
+
+/// The distribution's name for messages (`wsl -t <distro>`).
+fn distro_name() -> String {
+    std::env::var("WSL_DISTRO_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "<distro>".into())
+}
+
+/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits and that signals
+/// exactly that process, never a later one with a reused PID.
+fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
+    // no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(fd).with_context(|| format!("opening pid {pid}"))? as i32;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`.
+fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the null siginfo makes the kernel fill in a plain kill()-style one; no memory of
+    // ours is read or written.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(r).map(drop).context("sending a signal")
+}
+
+/// Waits until the process behind `pidfd` exits, at most `timeout`. True when it exited.
+fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = crate::namespace::remaining(deadline);
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(Errno::EINTR) if !left.is_zero() => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Runs `program args...` with a clean environment and no stdin, returning its exit code
+/// and stdout; killed after `timeout` (a hung systemd must not hang `status`).
+fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<(i32, String)> {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/run/current-system/sw/bin:/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_PAGER", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", program.display()))?;
+    let exited = pidfd_open(Pid::from_raw(child.id() as i32))
+        .map(|fd| wait_exit(&fd, timeout))
+        .unwrap_or(true);
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "{} {} did not answer within {} s",
+            program.display(),
+            args.join(" "),
+            timeout.as_secs()
+        );
+    }
+    let mut out = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_end(&mut out);
+    }
+    let status = child.wait()?;
+    Ok((
+        status.code().unwrap_or(1),
+        String::from_utf8_lossy(&out).into_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn no_arguments_accepts_only_help() {
+        assert_eq!(no_arguments(&[]), Ok(Some(())));
+        assert_eq!(no_arguments(&os(&["--help"])), Ok(None));
+        assert_eq!(no_arguments(&os(&["-h"])), Ok(None));
+        assert!(no_arguments(&os(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn run_bounded_collects_and_times_out() {
+        let (code, out) = run_bounded(
+            Path::new("/bin/sh"),
+            &["-c", "echo hi; exit 3"],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!((code, out.as_str()), (3, "hi\n"));
+        let started = Instant::now();
+        let err = run_bounded(
+            Path::new("/bin/sh"),
+            &["-c", "exec sleep 30"],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(format!("{err}").contains("did not answer"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}

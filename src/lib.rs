@@ -1,8 +1,9 @@
 //! nixos-wsl: NixOS as a WSL distribution.
 //!
-//! The crate builds three static programs: `nixos-wsl-shell` (root's login shell, which
+//! The crate builds four static programs: `nixos-wsl-shell` (root's login shell, which
 //! starts systemd in a PID + mount namespace and enters it), `nixos-wsl-installer` (the
-//! installer tarball's first-boot program) and `nixos-wsl` (the admin CLI and tarball tool).
+//! installer tarball's first-boot program), `nixos-wsl` (the admin CLI and tarball tool) and
+//! `nixos-wsl-init` (`/sbin/init` when WSL starts systemd itself, see [`init`]).
 //! Every stage of the login shell's lifecycle has its own module; `shell` strings them together.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -11,12 +12,14 @@ pub mod activation;
 pub mod cli;
 pub mod config;
 pub mod environment;
+pub mod init;
 pub mod installer;
 pub mod logging;
 pub mod namespace;
 pub mod paths;
 pub mod session;
 pub mod shell;
+pub mod state;
 pub mod supervise;
 pub mod systemd;
 pub mod tarball;

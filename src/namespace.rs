@@ -68,14 +68,7 @@ impl StateLock {
     /// takes longer than a second. A blocking `flock` interrupted by a one-second `alarm`
     /// avoids both busy polling and an unbounded wait behind a hung holder.
     pub fn acquire(deadline: Instant) -> Result<StateLock> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(LOCK_FILE)
-            .with_context(|| format!("opening {LOCK_FILE}"))?;
+        let mut file = crate::state::open_lock(Path::new(LOCK_FILE))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(StateLock(lock)),
             Err((f, Errno::EWOULDBLOCK)) => file = f,
@@ -171,6 +164,11 @@ pub fn open_handle() -> Result<Option<Handle>> {
         return Ok(None);
     }
     let pid_ino = file.metadata()?.ino();
+    // A handle naming our own PID namespace would make us "join" ourselves and boot without
+    // systemd: such a handle is garbage, whoever bound it.
+    if std::fs::metadata("/proc/self/ns/pid").is_ok_and(|own| own.ino() == pid_ino) {
+        return Ok(None);
+    }
     Ok(Some(Handle {
         pid_ns: OwnedFd::from(file),
         pid_ino,
@@ -240,9 +238,7 @@ pub fn status_says_live_init(status: &str) -> bool {
 }
 
 fn write_hint(pid: i32) -> Result<()> {
-    let tmp = format!("{INIT_PID_HINT}.tmp");
-    std::fs::write(&tmp, format!("{pid}\n")).context("writing the init PID hint")?;
-    std::fs::rename(&tmp, INIT_PID_HINT).context("writing the init PID hint")
+    crate::state::write_atomic(Path::new(INIT_PID_HINT), format!("{pid}\n").as_bytes())
 }
 
 /// Mounts a private tmpfs on the handle directory (once per boot). Private, so the handle bind
@@ -287,6 +283,7 @@ pub fn prepare_handle_dir() -> Result<()> {
 /// candidate, but binding one fails spuriously with EINVAL on kernels whose namespace IDs are
 /// not allocated in creation order across CPUs, Linux >= 6.18.)
 pub fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
+    crate::state::expect_kind(Path::new(PID_HANDLE), crate::state::Kind::File)?;
     File::create(PID_HANDLE).with_context(|| format!("creating {PID_HANDLE}"))?;
     let source = format!("/proc/{init}/ns/pid");
     mount(
@@ -302,19 +299,23 @@ pub fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
 
 /// Forgets a dead namespace: detaches the handle mount and removes the readiness record.
 pub fn clear_handle() -> Result<()> {
-    // Repeat: an interrupted start may have bound it more than once.
-    while umount2(PID_HANDLE, MntFlags::MNT_DETACH).is_ok() {}
-    for file in [PID_HANDLE, INIT_PID_HINT] {
-        match std::fs::remove_file(file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {file}")),
+    use crate::state::{expect_kind, move_aside, Kind};
+    // Only ever inside the real handle directory: a link planted at `ns` could lead anywhere.
+    if !expect_kind(Path::new(HANDLE_DIR), Kind::Dir)? {
+        // UMOUNT_NOFOLLOW: a symlink planted at the handle path must not unmount its target.
+        // Repeat: an interrupted start may have bound it more than once.
+        while umount2(PID_HANDLE, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW).is_ok() {}
+        for file in [PID_HANDLE, INIT_PID_HINT] {
+            // Unlinking never follows the last component; a directory there is moved aside.
+            match std::fs::remove_file(file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(_) => move_aside(Path::new(file))?,
+            }
         }
     }
     match std::fs::remove_file(READY_FILE) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            Err(e).context("removing the readiness record")
-        }
+        Err(e) if e.kind() != ErrorKind::NotFound => move_aside(Path::new(READY_FILE)),
         _ => Ok(()),
     }
 }
@@ -356,9 +357,8 @@ pub fn record_readiness(state: Readiness, pid_ino: u64) -> Result<()> {
         Readiness::GaveUp => "gave-up",
         Readiness::Unknown => return Ok(()),
     };
-    let tmp = format!("{READY_FILE}.tmp");
-    std::fs::write(&tmp, format!("{word} {pid_ino}\n")).context("writing the readiness record")?;
-    std::fs::rename(&tmp, READY_FILE).context("writing the readiness record")
+    let record = format!("{word} {pid_ino}\n");
+    crate::state::write_atomic(Path::new(READY_FILE), record.as_bytes())
 }
 
 /// True when PID 1 of our PID namespace is systemd: WSL's own systemd mode, or a launch from

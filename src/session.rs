@@ -233,6 +233,25 @@ pub struct Plan {
     pub command: Option<Vec<OsString>>,
 }
 
+/// When the session could only start in `/` although something else was tried first, and the
+/// user's home was among the candidates: why (a user without a usable home should hear it).
+fn home_note(cwds: &[PathBuf], landed: Option<&PathBuf>, account: &Account) -> Option<String> {
+    let fell_to_root = landed.map_or(true, |d| d == Path::new("/"))
+        && cwds.first().is_some_and(|d| d != Path::new("/"));
+    if !fell_to_root || !cwds.contains(&account.home) || account.home == Path::new("/") {
+        return None;
+    }
+    Some(if account.home.as_os_str().is_empty() {
+        format!("{} has no home directory; starting in /", account.name)
+    } else {
+        format!(
+            "{}'s home {} is missing or not accessible; starting in /",
+            account.name,
+            account.home.display()
+        )
+    })
+}
+
 /// Performs the plan: terminal, credentials, working directory, signals, exec. Returns only on
 /// failure (every shell failed to exec), with the reason.
 pub fn exec(plan: &Plan) -> anyhow::Error {
@@ -241,10 +260,12 @@ pub fn exec(plan: &Plan) -> anyhow::Error {
             return e;
         }
     }
-    for dir in &plan.cwds {
-        if nix::unistd::chdir(dir.as_path()).is_ok() {
-            break;
-        }
+    let landed = plan
+        .cwds
+        .iter()
+        .find(|dir| nix::unistd::chdir(dir.as_path()).is_ok());
+    if let Some(note) = home_note(&plan.cwds, landed, &plan.account) {
+        log::warn!("{note}");
     }
     crate::supervise::reset_signals_for_exec();
     if let Some(command) = &plan.command {
@@ -500,6 +521,28 @@ mod tests {
         let inherited = vec![(OsString::from("X"), OsString::from_vec(vec![0xff, b'a']))];
         let env = session_env(&inherited, &alice(), Path::new("/bin/sh"), None);
         assert_eq!(env[0].1.as_bytes(), &[0xff, b'a']);
+    }
+
+    #[test]
+    fn a_missing_home_is_reported_once() {
+        let a = alice();
+        let cwds = cwd_candidates(Some(Path::new("/root")), &a);
+        let root = PathBuf::from("/");
+        assert!(home_note(&cwds, Some(&root), &a)
+            .unwrap()
+            .contains("/home/alice"));
+        assert_eq!(home_note(&cwds, Some(&cwds[0]), &a), None);
+        let mut homeless = alice();
+        homeless.home = PathBuf::new();
+        let cwds = cwd_candidates(None, &homeless);
+        assert!(home_note(&cwds, Some(&root), &homeless)
+            .unwrap()
+            .contains("no home"));
+        // Starting in `/` because the caller was there is not news.
+        assert_eq!(
+            home_note(std::slice::from_ref(&root), Some(&root), &a),
+            None
+        );
     }
 
     #[test]

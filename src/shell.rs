@@ -66,7 +66,9 @@ pub fn main(argv: Vec<OsString>) -> ! {
     let cwd = std::env::current_dir().ok();
     let overrides = Overrides::from_env(&inherited);
 
-    let inside = namespace::inside_systemd();
+    // PID 1 is nixos-wsl-init while WSL's systemd mode activates the system: wait like
+    // inside, never start a systemd of our own.
+    let inside = namespace::inside_systemd() || crate::init::pid1_is_nixos_wsl_init();
     if inside && !activation::wait_for_current_system(Instant::now() + config.timeout) {
         log::warn!(
             "the NixOS activation has not finished after {} s; continuing (see {ACTIVATION_LOG})",

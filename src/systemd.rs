@@ -18,7 +18,6 @@ use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,13 +64,7 @@ pub enum Outcome {
 /// Must be called with the state lock held and the handle directory prepared.
 pub fn start(systemd: &Path) -> Result<Started> {
     check_executable(systemd)?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(SYSTEMD_LOG)
-        .with_context(|| format!("opening {SYSTEMD_LOG}"))?;
+    let log = crate::state::open_log(Path::new(SYSTEMD_LOG))?;
     let notify = notify_socket()?;
     let systemd_c = CString::new(systemd.as_os_str().as_bytes()).context("systemd path")?;
     let env: Vec<CString> = SYSTEMD_ENV
@@ -239,6 +232,7 @@ fn check_executable(path: &Path) -> Result<()> {
 
 /// Binds our end of `$NOTIFY_SOCKET` (a datagram socket, as `sd_notify` expects).
 fn notify_socket() -> Result<OwnedFd> {
+    crate::state::expect_kind(Path::new(NOTIFY_SOCKET), crate::state::Kind::Socket)?;
     let _ = std::fs::remove_file(NOTIFY_SOCKET);
     let sock = socket(
         AddressFamily::Unix,
@@ -336,23 +330,38 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
         );
         return false;
     };
-    let child = Command::new(&systemctl)
+    // systemctl fails at once while systemd's private socket does not exist yet (a starter
+    // killed right after exec'ing systemd): ask again until the deadline. A rare recovery
+    // path, so a short pause between attempts is fine.
+    loop {
+        match systemctl_wait_once(&systemctl, deadline) {
+            Some(ready) => return ready,
+            None if crate::namespace::remaining(deadline).is_zero() => return false,
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// One `systemctl is-system-running --wait`, bounded by `deadline`: `Some(true)` when the boot
+/// finished (running or degraded), `Some(false)` on another definite answer or the deadline,
+/// `None` when systemd could not be asked yet.
+fn systemctl_wait_once(systemctl: &Path, deadline: Instant) -> Option<bool> {
+    let mut child = Command::new(systemctl)
         .args(["is-system-running", "--wait"])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else { return false };
-    let pid = Pid::from_raw(child.id() as i32);
-    let Ok(pidfd) = pidfd_open(pid) else {
-        return false;
-    };
-    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        .spawn()
+        .ok()?;
+    let pidfd = pidfd_open(Pid::from_raw(child.id() as i32)).ok();
     let left = crate::namespace::remaining(deadline)
         .as_millis()
-        .clamp(0, i32::MAX as u128) as i32;
-    let exited = matches!(poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0);
+        .min(i32::MAX as u128) as i32;
+    let exited = pidfd.is_some_and(|fd| {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        matches!(poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
+    });
     if !exited {
         let _ = child.kill();
     }
@@ -361,7 +370,13 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
         let _ = stdout.read_to_string(&mut out);
     }
     let _ = child.wait();
-    exited && matches!(out.trim(), "running" | "degraded")
+    match out.trim() {
+        "running" | "degraded" => Some(true),
+        _ if !exited => Some(false),
+        // Nothing, "offline" or "unknown": not connected to this systemd yet.
+        "" | "offline" | "unknown" => None,
+        _ => Some(false),
+    }
 }
 
 /// `systemctl` of the same systemd package: `<pkg>/lib/systemd/systemd` -> `<pkg>/bin/systemctl`,

@@ -5,13 +5,17 @@
 //! - `unit::*`: pure logic of the simulator, no privileges;
 //! - `sim::*`: the simulator itself, with `/bin/bash` as root's shell (no systemd);
 //! - `shell::*`: issue 2's contract, with the built `nixos-wsl-shell` as root's shell.
+//! - `native::*`: issue 5, WSL's own systemd mode: the built `nixos-wsl-init` as
+//!   `/sbin/init`, nixos-wsl-shell as the default user's shell; the session tests of
+//!   `shell::*` run here again unchanged (`Mode`).
 //!
-//! `sim::*` and `shell::*` need root (namespaces, mounts, cgroups). Without root they are
+//! `sim::*`, `shell::*` and `native::*` need root (namespaces, mounts, cgroups). Without root they are
 //! skipped with a note, except under `CI`, where they fail. Environment:
 //! - `NIXOS_WSL_TEST_ROOT_SHELL=/bin/bash` runs the `shell::*` tests with that program of the
 //!   rootfs as root's shell instead of nixos-wsl-shell (the comparison floor);
 //! - `NIXOS_WSL_TEST_SHELL_BIN=PATH` installs that nixos-wsl-shell build instead of the one
-//!   cargo built for this test binary;
+//!   cargo built for this test binary; `NIXOS_WSL_TEST_INIT_BIN=PATH` the same for
+//!   nixos-wsl-init;
 //! - `NIXOS_WSL_SIM_CACHE` (rootfs cache), `NIXOS_WSL_SIM_KEEP=1` (keep instance state);
 //! - `NIXOS_WSL_TEST_BUDGET` seconds for the whole run (default 1500), then abort.
 
@@ -34,6 +38,7 @@ fn main() {
     let args = Arguments::from_args();
     let mut tests = unit_tests();
     tests.extend(shell_tests());
+    tests.extend(native_tests());
     tests.extend(sim_tests());
     start_watchdog();
     let conclusion = libtest_mimic::run(&args, tests);
@@ -109,6 +114,10 @@ static SHARED_SHELL: Shared = Shared {
     slot: Mutex::new(None),
     make: make_shared_shell,
 };
+static SHARED_NATIVE: Shared = Shared {
+    slot: Mutex::new(None),
+    make: make_shared_native,
+};
 static SHARED_BASH: Shared = Shared {
     slot: Mutex::new(None),
     make: make_shared_bash,
@@ -157,7 +166,7 @@ impl Shared {
     }
 
     fn shutdown_all() {
-        for s in [&SHARED_SHELL, &SHARED_BASH] {
+        for s in [&SHARED_SHELL, &SHARED_NATIVE, &SHARED_BASH] {
             let taken = s.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             drop(taken);
         }
@@ -170,6 +179,24 @@ fn shell() -> Result<Arc<Distro>> {
 
 fn bash() -> Result<Arc<Distro>> {
     SHARED_BASH.get()
+}
+
+/// Which way systemd runs: started by root's login shell in a namespace (issue 2), or by
+/// WSL itself with nixos-wsl-init as `/sbin/init` (issue 5). Tests of the session contract
+/// run in both, against the shared distro of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Namespace,
+    Native,
+}
+
+impl Mode {
+    fn shared(self) -> Result<Arc<Distro>> {
+        match self {
+            Mode::Namespace => SHARED_SHELL.get(),
+            Mode::Native => SHARED_NATIVE.get(),
+        }
+    }
 }
 
 /// A distro of its own for a lifecycle test.
@@ -199,7 +226,36 @@ fn unit_tests() -> Vec<Trial> {
         unprivileged("unit::userdb_parsing", unit_userdb_parsing),
         unprivileged("unit::sim_refuses_the_host_root", unit_refuses_host_root),
         unprivileged("unit::recipe_hash_is_stable", unit_recipe_hash),
+        unprivileged("unit::wsl_systemd_mode", unit_wsl_systemd_mode),
     ]
+}
+
+fn unit_wsl_systemd_mode() -> Result<()> {
+    use sim::native::{session_env, systemd_enabled, LaunchArgs};
+    ensure!(systemd_enabled("[boot]\nsystemd=true\n"));
+    ensure!(systemd_enabled(
+        "[Boot] # c\n SystemD = \"TRUE\"\n[user]\ndefault=x\n"
+    ));
+    ensure!(!systemd_enabled("[boot]\nsystemd=false\n"));
+    ensure!(!systemd_enabled("[user]\nsystemd=true\n"));
+    ensure!(!systemd_enabled(""));
+    let wsl = vec![("PATH".to_string(), "/bin".to_string())];
+    let native = LaunchArgs {
+        wsl_systemd: true,
+        ..Default::default()
+    };
+    let env = native.environment(wsl.clone(), 1000);
+    ensure!(env[0] == wsl[0] && env[1..] == session_env(1000), "{env:?}");
+    ensure!(env[2] == ("XDG_RUNTIME_DIR".into(), "/run/user/1000".into()));
+    let exact = LaunchArgs {
+        exact_env: Some(Vec::new()),
+        ..native
+    };
+    ensure!(
+        exact.environment(wsl, 1000).is_empty(),
+        "no PATH for WSL's helpers"
+    );
+    Ok(())
 }
 
 fn unit_argv_forms() -> Result<()> {
@@ -341,7 +397,7 @@ fn shell_tests() -> Vec<Trial> {
             "shell::activation_runs_once_per_boot",
             activation_once_per_boot,
         ),
-        ("shell::exit_codes_0_to_255", exit_codes),
+        ("shell::exit_codes_0_to_255", || exit_codes(Mode::Namespace)),
         (
             "shell::first_login_and_later_logins",
             first_and_later_logins,
@@ -358,31 +414,50 @@ fn shell_tests() -> Vec<Trial> {
         ("shell::hung_systemd_still_gives_a_shell", hung_systemd),
         ("shell::broken_config_still_gives_a_shell", broken_config),
         ("shell::missing_user_still_gives_a_shell", missing_user),
-        ("shell::pid1_is_systemd_and_running", pid1_is_systemd),
-        ("shell::identity_and_groups", identity_and_groups),
-        ("shell::environment", environment),
-        ("shell::path_with_spaces", path_with_spaces),
-        (
-            "shell::cwd_kept_root_and_unenterable_become_home",
-            cwd_rules,
-        ),
-        ("shell::death_by_signal", death_by_signal),
-        ("shell::verbatim_command_strings", verbatim_strings),
-        ("shell::binary_stdin_stdout_byte_exact", binary_roundtrip),
-        ("shell::stderr_is_separate", stderr_separate),
-        (
-            "shell::interactive_login_shell_from_piped_stdin",
-            login_from_piped_stdin,
-        ),
-        ("shell::systemctl_user_works", systemctl_user),
-        ("shell::terminal_belongs_to_the_user", terminal_ownership),
-        ("shell::no_capabilities_and_no_extra_fds", no_caps_no_fds),
-        ("shell::no_shim_fds_in_systemd", no_shim_fds_in_systemd),
-        (
-            "shell::sigterm_and_sighup_reach_the_command",
-            signals_reach_command,
-        ),
-        ("shell::sudo_i_inside", sudo_i_inside),
+        ("shell::pid1_is_systemd_and_running", || {
+            pid1_is_systemd(Mode::Namespace)
+        }),
+        ("shell::identity_and_groups", || {
+            identity_and_groups(Mode::Namespace)
+        }),
+        ("shell::environment", || environment(Mode::Namespace)),
+        ("shell::path_with_spaces", || {
+            path_with_spaces(Mode::Namespace)
+        }),
+        ("shell::cwd_kept_root_and_unenterable_become_home", || {
+            cwd_rules(Mode::Namespace)
+        }),
+        ("shell::death_by_signal", || {
+            death_by_signal(Mode::Namespace)
+        }),
+        ("shell::verbatim_command_strings", || {
+            verbatim_strings(Mode::Namespace)
+        }),
+        ("shell::binary_stdin_stdout_byte_exact", || {
+            binary_roundtrip(Mode::Namespace)
+        }),
+        ("shell::stderr_is_separate", || {
+            stderr_separate(Mode::Namespace)
+        }),
+        ("shell::interactive_login_shell_from_piped_stdin", || {
+            login_from_piped_stdin(Mode::Namespace)
+        }),
+        ("shell::systemctl_user_works", || {
+            systemctl_user(Mode::Namespace)
+        }),
+        ("shell::terminal_belongs_to_the_user", || {
+            terminal_ownership(Mode::Namespace)
+        }),
+        ("shell::no_capabilities_and_no_extra_fds", || {
+            no_caps_no_fds(Mode::Namespace)
+        }),
+        ("shell::no_shim_fds_in_systemd", || {
+            no_shim_fds_in_systemd(Mode::Namespace)
+        }),
+        ("shell::sigterm_and_sighup_reach_the_command", || {
+            signals_reach_command(Mode::Namespace)
+        }),
+        ("shell::sudo_i_inside", || sudo_i_inside(Mode::Namespace)),
         ("shell::recovery_variables", recovery_variables),
     ];
     t.into_iter().map(|(n, f)| privileged(n, f)).collect()
@@ -459,8 +534,8 @@ fn first_and_later_logins() -> Result<()> {
     Ok(())
 }
 
-fn pid1_is_systemd() -> Result<()> {
-    let d = shell()?;
+fn pid1_is_systemd(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let (comm, _) = pid1_of(&d)?;
     ensure!(comm == "systemd", "PID 1 is {comm}");
     let out = d.run(&Launch::command("systemctl is-system-running"))?;
@@ -471,8 +546,8 @@ fn pid1_is_systemd() -> Result<()> {
     Ok(())
 }
 
-fn identity_and_groups() -> Result<()> {
-    let d = shell()?;
+fn identity_and_groups(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out = happy(&d, &Launch::command("id -u; id -un; id -g; id -Gn"))?;
     let l = lines(&out.out());
     ensure!(
@@ -497,8 +572,8 @@ fn parse_env(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn environment() -> Result<()> {
-    let d = shell()?;
+fn environment(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     for launch in [
         Launch::command("env -0").wslenv("NIXOS_WSL_TEST_EXTRA", "a b"),
         Launch::login()
@@ -545,8 +620,8 @@ fn environment() -> Result<()> {
     Ok(())
 }
 
-fn path_with_spaces() -> Result<()> {
-    let d = shell()?;
+fn path_with_spaces(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out = happy(&d, &Launch::command("hello-thing; command -v hello-thing"))?;
     ensure!(
         out.out() == "hello from thing\n/mnt/c/Program Files/Thing/hello-thing\n",
@@ -555,8 +630,16 @@ fn path_with_spaces() -> Result<()> {
     Ok(())
 }
 
-fn cwd_rules() -> Result<()> {
-    let d = shell()?;
+fn cwd_rules(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
+    // In WSL's systemd mode WSL itself changes into the directory as the user (the login
+    // shell is the user's own, not root's): one the user cannot enter leaves the process in
+    // `/` (wsl-behaviour.md section 1), which no shell can tell from a requested `/`. The
+    // namespace mode's rule exists for root's `~` (= `/root`), which that mode cannot reach.
+    let unenterable = match mode {
+        Mode::Namespace => "/home/nixos",
+        Mode::Native => "/",
+    };
     for (cwd, expected) in [
         ("/mnt/c/Users/me", "/mnt/c/Users/me"),
         (
@@ -564,8 +647,8 @@ fn cwd_rules() -> Result<()> {
             "/mnt/c/Users/me/My Documents",
         ),
         ("/mnt/c/Program Files/Thing", "/mnt/c/Program Files/Thing"),
-        ("/root", "/home/nixos"),
-        ("/mnt/c/Users/private", "/home/nixos"),
+        ("/root", unenterable),
+        ("/mnt/c/Users/private", unenterable),
         ("/tmp", "/tmp"),
     ] {
         let out = happy(&d, &Launch::command("pwd").cwd(cwd))?;
@@ -579,8 +662,8 @@ fn cwd_rules() -> Result<()> {
     Ok(())
 }
 
-fn exit_codes() -> Result<()> {
-    let d = shell()?;
+fn exit_codes(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let started = Instant::now();
     for code in 0..=255 {
         let out = d.run(&Launch::command(format!("exit {code}")))?;
@@ -595,8 +678,8 @@ fn exit_codes() -> Result<()> {
     Ok(())
 }
 
-fn death_by_signal() -> Result<()> {
-    let d = shell()?;
+fn death_by_signal(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     for (sig, n) in [
         ("TERM", 15),
         ("KILL", 9),
@@ -615,8 +698,8 @@ fn death_by_signal() -> Result<()> {
     Ok(())
 }
 
-fn verbatim_strings() -> Result<()> {
-    let d = shell()?;
+fn verbatim_strings(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let cases: &[(&str, &str)] = &[
         (r#"echo "a  b" 'c  d'"#, "a  b c  d\n"),
         ("exec echo exec-ok", "exec-ok\n"),
@@ -648,8 +731,8 @@ fn verbatim_strings() -> Result<()> {
     Ok(())
 }
 
-fn binary_roundtrip() -> Result<()> {
-    let d = shell()?;
+fn binary_roundtrip(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     // Every byte value, NUL and CR included, then 1 MiB of pseudo-random bytes.
     let mut data: Vec<u8> = (0..=255u8).collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -672,8 +755,8 @@ fn binary_roundtrip() -> Result<()> {
     Ok(())
 }
 
-fn stderr_separate() -> Result<()> {
-    let d = shell()?;
+fn stderr_separate(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out = d.run(&Launch::command("echo out; echo err >&2; echo out2"))?;
     ensure!(
         out.out() == "out\nout2\n" && out.err() == "err\n" && out.code == 0,
@@ -690,8 +773,8 @@ fn stderr_separate() -> Result<()> {
     Ok(())
 }
 
-fn login_from_piped_stdin() -> Result<()> {
-    let d = shell()?;
+fn login_from_piped_stdin(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let script = "echo \"$0\"\nshopt -q login_shell && echo login-shell\nid -un\npwd\nexit 7\n";
     let out = d.run(&Launch::login().stdin(script))?;
     ensure!(
@@ -703,8 +786,8 @@ fn login_from_piped_stdin() -> Result<()> {
     Ok(())
 }
 
-fn systemctl_user() -> Result<()> {
-    let d = shell()?;
+fn systemctl_user(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let cmd = "timeout 30 systemctl --user is-system-running --wait; systemctl --user show-environment >/dev/null && echo user-manager-ok";
     for launch in [
         Launch::command(cmd),
@@ -722,8 +805,8 @@ fn systemctl_user() -> Result<()> {
     Ok(())
 }
 
-fn terminal_ownership() -> Result<()> {
-    let d = shell()?;
+fn terminal_ownership(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out =
         d.run(&Launch::command("t=$(tty); echo \"tty=$t\"; stat -c 'owner=%u:%g' \"$t\"").pty())?;
     let o = out.out().replace('\r', "");
@@ -744,8 +827,8 @@ fn terminal_ownership() -> Result<()> {
     Ok(())
 }
 
-fn no_caps_no_fds() -> Result<()> {
-    let d = shell()?;
+fn no_caps_no_fds(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let cmd = "while read -r k v; do case $k in CapInh:|CapPrm:|CapEff:|CapAmb:) echo \"$k $v\";; esac; done < /proc/$$/status; ls /proc/$$/fd; true";
     for launch in [
         Launch::command(cmd),
@@ -773,8 +856,8 @@ fn no_caps_no_fds() -> Result<()> {
     Ok(())
 }
 
-fn no_shim_fds_in_systemd() -> Result<()> {
-    let d = shell()?;
+fn no_shim_fds_in_systemd(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out = happy(
         &d,
         &Launch::command(
@@ -803,8 +886,8 @@ fn no_shim_fds_in_systemd() -> Result<()> {
     Ok(())
 }
 
-fn signals_reach_command() -> Result<()> {
-    let d = shell()?;
+fn signals_reach_command(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     for (sig, name) in [(Signal::SIGTERM, "TERM"), (Signal::SIGHUP, "HUP")] {
         let cmd = format!(
             "trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.1; done"
@@ -821,8 +904,8 @@ fn signals_reach_command() -> Result<()> {
     Ok(())
 }
 
-fn sudo_i_inside() -> Result<()> {
-    let d = shell()?;
+fn sudo_i_inside(mode: Mode) -> Result<()> {
+    let d = mode.shared()?;
     let out = happy(
         &d,
         &Launch::command("sudo -i sh -c 'id -u; cat /proc/1/comm'")
@@ -1053,6 +1136,493 @@ fn missing_user() -> Result<()> {
         out.err().lines().count() == 1 && out.err().contains("nobody-here"),
         "one line naming the user: {out}"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// native::*: issue 5, WSL's own systemd mode: nixos-wsl-init as /sbin/init, WSL's readiness
+// poll and `login -f`, the login shell as the default user's passwd shell.
+
+/// The init under test, installed as `/sbin/init` (`NIXOS_WSL_TEST_INIT_BIN` overrides).
+fn init_under_test() -> PathBuf {
+    match std::env::var_os("NIXOS_WSL_TEST_INIT_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-init")),
+    }
+}
+
+/// A distro in WSL's systemd mode, configured as `wsl.nativeSystemd` does.
+fn native_opts(name: &str, mode: sim::WslSystemd) -> DistroOptions {
+    DistroOptions::new(name, shell_under_test()).wsl_systemd(mode)
+}
+
+fn native_mode() -> sim::WslSystemd {
+    sim::WslSystemd::new(init_under_test())
+}
+
+fn make_shared_native() -> Result<Distro> {
+    let d = Distro::start(native_opts("NixOS", native_mode()))?;
+    prepare_windows_side(&d)?;
+    Ok(d)
+}
+
+fn native_tests() -> Vec<Trial> {
+    let t: Vec<(&str, TestFn)> = vec![
+        // Own distros first, so they overlap with the shared one.
+        (
+            "native::launch_during_slow_activation_waits_then_runs",
+            native_slow_activation,
+        ),
+        (
+            "native::missing_systemd_leaves_a_reaping_init",
+            native_missing_systemd,
+        ),
+        (
+            "native::broken_activation_still_boots",
+            native_broken_activation,
+        ),
+        (
+            "native::activation_runs_before_systemd_once_per_boot",
+            native_activation_before_systemd,
+        ),
+        ("native::first_launch", native_first_launch),
+        (
+            "native::nixos_environment_loaded_once",
+            native_nixos_environment,
+        ),
+        (
+            "native::poweroff_inside_then_next_boot",
+            native_poweroff_then_boot,
+        ),
+        (
+            "native::old_wsl_dev_shm_symlink_and_private_root",
+            native_old_wsl,
+        ),
+        (
+            "native::pid1_is_systemd_and_no_second_systemd",
+            native_one_systemd,
+        ),
+        // Issue 2's session contract, unchanged, in this mode.
+        ("native::exit_codes_0_to_255", || exit_codes(Mode::Native)),
+        ("native::pid1_is_systemd_and_running", || {
+            pid1_is_systemd(Mode::Native)
+        }),
+        ("native::identity_and_groups", || {
+            identity_and_groups(Mode::Native)
+        }),
+        ("native::environment", || environment(Mode::Native)),
+        ("native::path_with_spaces", || {
+            path_with_spaces(Mode::Native)
+        }),
+        ("native::cwd_kept_unenterable_per_wsl", || {
+            cwd_rules(Mode::Native)
+        }),
+        ("native::death_by_signal", || death_by_signal(Mode::Native)),
+        ("native::verbatim_command_strings", || {
+            verbatim_strings(Mode::Native)
+        }),
+        ("native::binary_stdin_stdout_byte_exact", || {
+            binary_roundtrip(Mode::Native)
+        }),
+        ("native::stderr_is_separate", || {
+            stderr_separate(Mode::Native)
+        }),
+        ("native::interactive_login_shell_from_piped_stdin", || {
+            login_from_piped_stdin(Mode::Native)
+        }),
+        ("native::systemctl_user_works", || {
+            systemctl_user(Mode::Native)
+        }),
+        ("native::terminal_belongs_to_the_user", || {
+            terminal_ownership(Mode::Native)
+        }),
+        ("native::no_capabilities_and_no_extra_fds", || {
+            no_caps_no_fds(Mode::Native)
+        }),
+        ("native::no_init_fds_in_systemd", || {
+            no_shim_fds_in_systemd(Mode::Native)
+        }),
+        ("native::sigterm_and_sighup_reach_the_command", || {
+            signals_reach_command(Mode::Native)
+        }),
+        ("native::sudo_i_inside", || sudo_i_inside(Mode::Native)),
+    ];
+    t.into_iter().map(|(n, f)| privileged(n, f)).collect()
+}
+
+/// Reads a file of the distro as text (as root).
+fn read_text(d: &Distro, path: &str) -> Result<String> {
+    Ok(String::from_utf8_lossy(&d.read_file(path)?).into_owned())
+}
+
+/// The activation stand-in's records: (realtime seconds, boot pid namespace, own pid
+/// namespace) per run.
+fn activation_records(d: &Distro) -> Result<Vec<(f64, String, String)>> {
+    let log = d
+        .root_sh("cat /var/log/activations 2>/dev/null || true")?
+        .out();
+    log.lines()
+        .map(|l| {
+            let mut it = l.split(' ');
+            let ts = it.next().unwrap_or("").parse::<f64>()?;
+            let field = |name: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(name))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            Ok((ts, field("boot="), field("self=")))
+        })
+        .collect()
+}
+
+/// systemd's own start, in realtime seconds (its `UserspaceTimestamp`).
+fn systemd_started_at(d: &Distro) -> Result<f64> {
+    let out = d.root_sh(
+        "busctl get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+         org.freedesktop.systemd1.Manager UserspaceTimestamp",
+    )?;
+    let us: u64 = out
+        .out()
+        .trim()
+        .strip_prefix("t ")
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("UserspaceTimestamp: {out}"))?;
+    ensure!(us > 0, "systemd recorded no start time: {out}");
+    Ok(us as f64 / 1e6)
+}
+
+fn native_first_launch() -> Result<()> {
+    let d = Distro::start(native_opts("native-first", native_mode()))?;
+    let boot = d.wsl_systemd_state().boot_wait();
+    ensure!(
+        matches!(boot, Some((true, _))),
+        "WSL's readiness poll did not see systemd up: {boot:?}"
+    );
+    let first = Launch::login().stdin(format!("echo \"$0\"\nid -un\n{PID1_CMD}\n"));
+    let out = happy(&d, &first)?;
+    let l = lines(&out.out());
+    ensure!(
+        l.len() == 4 && l[0] == "-bash" && l[1] == "nixos" && l[2] == "systemd",
+        "first launch: {out}"
+    );
+    let later = happy(&d, &Launch::command("id -un; echo $SHELL"))?;
+    ensure!(later.out() == "nixos\n/bin/bash\n", "{later}");
+    Ok(())
+}
+
+/// WSL runs the default user's passwd shell (nixos-wsl-shell) itself: NixOS'
+/// `/etc/set-environment` must still be loaded exactly once, for `-c` commands (which bash
+/// does not load it for) and login shells alike, and `$SHELL` must name the real shell.
+fn native_nixos_environment() -> Result<()> {
+    let d = Mode::Native.shared()?;
+    let cmd = "echo \"$NIXOS_MARKER_LOADS\"; nixos-marker; echo \"$SHELL\"";
+    for launch in [
+        Launch::command(cmd),
+        Launch::login().stdin(format!("{cmd}\n")),
+        Launch::login_command(cmd),
+    ] {
+        let out = happy(&d, &launch)?;
+        ensure!(
+            out.out() == "x\nnixos-marker ran as nixos\n/bin/bash\n",
+            "{:?}: {out}",
+            launch.form
+        );
+    }
+    Ok(())
+}
+
+fn native_one_systemd() -> Result<()> {
+    let d = Mode::Native.shared()?;
+    // Launches of every kind, as the default user and as root (whose login shell is the
+    // same nixos-wsl-shell): none may start a systemd of its own.
+    happy(&d, &Launch::command("true"))?;
+    happy(&d, &Launch::login().stdin("true\n"))?;
+    let root = happy(&d, &Launch::command("id -u; cat /proc/1/comm").user("root"))?;
+    ensure!(root.out() == "0\nsystemd\n", "{root}");
+    happy(&d, &Launch::command("sudo -i true"))?;
+    let init = d.init_pid()?;
+    let inits = systemd_inits(&d);
+    ensure!(
+        inits == [init],
+        "expected only the distro's PID 1 ({init}) as systemd, found {inits:?}"
+    );
+    let out = d.root_sh(
+        "test -e /run/nixos-wsl/ns/pid && echo namespace-handle; \
+         test -e /run/nixos-wsl/systemd.log && echo namespace-log; \
+         readlink /proc/1/exe; for f in /proc/1/fd/*; do readlink $f; done | grep /run/nixos-wsl/ || true",
+    )?;
+    ensure!(
+        out.out() == "/usr/lib/systemd/systemd\n",
+        "namespace-mode traces, or fds of nixos-wsl-init left in systemd: {out}"
+    );
+    // systemd got WSL's environment unchanged, and our argv plus the kernel log target.
+    let environ = d.read_file("/proc/1/environ")?;
+    ensure!(
+        environ
+            == b"container=wsl\0container_host_id=windows\0container_host_version_id=2.4.13.0\0",
+        "systemd's environment: {:?}",
+        String::from_utf8_lossy(&environ)
+    );
+    let cmdline = d.read_file("/proc/1/cmdline")?;
+    ensure!(
+        cmdline == b"/nix/var/nix/profiles/system/systemd/lib/systemd/systemd\0--log-target=kmsg\0",
+        "systemd's argv: {:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    Ok(())
+}
+
+fn native_activation_before_systemd() -> Result<()> {
+    let d = Distro::start(
+        native_opts("native-activation", native_mode()).file("/etc/activation-delay", "1\n"),
+    )?;
+    happy(&d, &Launch::command("true"))?;
+    let records = activation_records(&d)?;
+    let pidns = d
+        .root_sh("readlink /proc/1/ns/pid")?
+        .out()
+        .trim()
+        .to_string();
+    ensure!(records.len() == 1, "activations: {records:?}");
+    let (activated_at, boot, own) = &records[0];
+    ensure!(
+        *boot == pidns && *own == pidns,
+        "the activation ran outside this boot's PID namespace ({boot}, {own} vs {pidns})"
+    );
+    let started = systemd_started_at(&d)?;
+    ensure!(
+        *activated_at < started,
+        "systemd started at {started:.6}, before the activation finished at {activated_at:.6}"
+    );
+    let log = read_text(&d, "/run/nixos-wsl/init.log")?;
+    ensure!(
+        log.contains("starting (WSL 2.4.13.0)")
+            && log.contains("activation finished")
+            && log.contains("executing"),
+        "init.log: {log}"
+    );
+    let lang = d.root_sh("cat /var/log/activations")?.out();
+    ensure!(lang.contains("LANG=C.UTF-8"), "{lang}");
+    ensure!(
+        d.root_sh("readlink /run/booted-system")?.out().trim() == "/nix/var/nix/profiles/system",
+        "no /run/booted-system"
+    );
+    // Once per boot: a new boot activates again, exactly once.
+    for _ in 0..3 {
+        happy(&d, &Launch::command("true"))?;
+    }
+    d.terminate()?;
+    d.boot()?;
+    happy(&d, &Launch::command("true"))?;
+    let records = activation_records(&d)?;
+    ensure!(
+        records.len() == 2 && records[1].1 != records[0].1,
+        "two boots: {records:?}"
+    );
+    Ok(())
+}
+
+fn native_slow_activation() -> Result<()> {
+    // WSL gives up waiting after 1 s, then starts sessions while the activation still runs.
+    let d = Distro::start(
+        native_opts(
+            "native-slow",
+            native_mode().init_timeout(Duration::from_secs(1)),
+        )
+        .file("/etc/activation-delay", "6\n"),
+    )?;
+    let boot = d.wsl_systemd_state().boot_wait();
+    ensure!(
+        matches!(boot, Some((false, _))),
+        "the activation should outlast WSL's readiness poll: {boot:?}"
+    );
+    let cmd = "test -e /run/current-system && echo activated; date +%s.%N";
+    let user = d.spawn(&Launch::command(cmd).timeout(Duration::from_secs(60)))?;
+    let root = d.spawn(
+        &Launch::command(cmd)
+            .user("root")
+            .timeout(Duration::from_secs(60)),
+    )?;
+    for (who, p) in [("nixos", user), ("root", root)] {
+        let out = p.wait()?;
+        let l = lines(&out.out());
+        ensure!(
+            out.code == 0 && l.len() == 2 && l[0] == "activated",
+            "{who}: {out}"
+        );
+        ensure!(
+            out.err().lines().count() <= 1,
+            "{who}: more than one progress line on stderr: {out}"
+        );
+        let ran_at: f64 = l[1].parse()?;
+        let records = activation_records(&d)?;
+        ensure!(records.len() == 1, "activations: {records:?}");
+        ensure!(
+            records[0].0 < ran_at,
+            "{who}: the command ran at {ran_at:.3}, before the activation finished at {:.3}",
+            records[0].0
+        );
+    }
+    let inits = systemd_inits(&d);
+    ensure!(
+        inits == [d.init_pid()?],
+        "a launch during the activation started a systemd of its own: {inits:?}"
+    );
+    // systemd was exec'd just now: wait for its socket, then for the end of its boot.
+    let out = d.root_sh(
+        "for i in $(seq 300); do s=$(timeout 60 systemctl is-system-running --wait 2>/dev/null) \
+         && break; sleep 0.1; done; echo \"$s\"",
+    )?;
+    ensure!(out.out().trim() == "running", "{out}");
+    Ok(())
+}
+
+fn native_broken_activation() -> Result<()> {
+    // As NixOS' activation does when a snippet fails: it carries on, links
+    // /run/current-system and exits non-zero.
+    let failing = "#!/bin/sh\necho 'snippet users failed' >&2\n\
+                   ln -sfn /nix/var/nix/profiles/system /run/current-system\nexit 1\n";
+    // An activation that dies before linking anything.
+    let crashing = "#!/bin/sh\necho 'killed' >&2\nexit 137\n";
+    for (name, script, bound) in [
+        ("native-broken-activation", failing, Duration::from_secs(10)),
+        (
+            "native-crashed-activation",
+            crashing,
+            Duration::from_secs(15),
+        ),
+    ] {
+        let d = Distro::start(
+            native_opts(name, native_mode())
+                .file(
+                    "/etc/nixos-wsl.conf",
+                    native_conf("activate = /usr/local/bin/broken-activate\ntimeout = 3\n"),
+                )
+                .file_mode("/usr/local/bin/broken-activate", script, 0o755),
+        )?;
+        let boot = d.wsl_systemd_state().boot_wait();
+        ensure!(
+            matches!(boot, Some((true, _))),
+            "{name}: systemd did not come up: {boot:?}"
+        );
+        let out = d.run(
+            &Launch::command("cat /proc/1/comm; systemctl is-system-running")
+                .timeout(bound + Duration::from_secs(30)),
+        )?;
+        ensure!(
+            out.code == 0 && out.out() == "systemd\nrunning\n" && out.elapsed < bound,
+            "{name}: no working session within {bound:?}: {out}"
+        );
+        let log = read_text(&d, "/run/nixos-wsl/init.log")?;
+        ensure!(
+            log.contains("activation failed") && log.contains("starting systemd anyway"),
+            "{name}: init.log does not say why: {log}"
+        );
+    }
+    Ok(())
+}
+
+/// The nixos-wsl.conf of this mode with `extra` lines.
+fn native_conf(extra: &str) -> String {
+    sim::native::nixos_wsl_conf(extra)
+}
+
+fn native_missing_systemd() -> Result<()> {
+    let d = Distro::start(
+        native_opts(
+            "native-no-systemd",
+            native_mode().init_timeout(Duration::from_secs(2)),
+        )
+        .file(
+            "/etc/nixos-wsl.conf",
+            native_conf("systemd = /nonexistent/systemd\n"),
+        ),
+    )?;
+    let out = d.run(&Launch::command(
+        "cat /proc/1/comm; id -un; test -e /run/current-system && echo activated",
+    ))?;
+    ensure!(
+        out.code == 0 && out.out() == "nixos-wsl-init\nnixos\nactivated\n",
+        "{out}"
+    );
+    let log = read_text(&d, "/run/nixos-wsl/init.log")?;
+    ensure!(
+        log.contains("cannot execute systemd at /nonexistent/systemd")
+            && log.contains("minimal init"),
+        "init.log: {log}"
+    );
+    // Orphans are reaped.
+    d.run(&Launch::exec(["/bin/sh", "-c", "(sleep 0.2 &) ; true"]))?;
+    std::thread::sleep(Duration::from_millis(800));
+    let zombies = d.root_sh(
+        "for f in /proc/[0-9]*/status; do awk '/^State:/{s=$2} /^PPid:/{p=$2} \
+         END{if (s == \"Z\" && p == 1) print FILENAME}' $f 2>/dev/null; done | wc -l",
+    )?;
+    ensure!(zombies.out().trim() == "0", "zombies: {zombies}");
+    // Stray signals are ignored; SIGTERM ends the distribution in an orderly way.
+    d.root_sh("kill -HUP 1; kill -USR1 1")?;
+    std::thread::sleep(Duration::from_millis(300));
+    ensure!(d.is_running(), "PID 1 died of SIGHUP/SIGUSR1");
+    let _ = d.run(&Launch::exec(["kill", "-TERM", "1"]).user("root").cwd("/"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d.is_running() {
+        ensure!(
+            Instant::now() < deadline,
+            "PID 1 did not shut down after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.terminate()?;
+    d.boot()?;
+    let out = happy(&d, &Launch::command("id -un"))?;
+    ensure!(out.out() == "nixos\n", "next boot: {out}");
+    Ok(())
+}
+
+fn native_poweroff_then_boot() -> Result<()> {
+    let d = Distro::start(native_opts("native-poweroff", native_mode()))?;
+    let _ = d.run(&Launch::command("sudo systemctl poweroff").timeout(Duration::from_secs(60)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.is_running() {
+        if Instant::now() >= deadline {
+            let state = d
+                .root_sh("systemctl list-jobs --no-pager; journalctl -b --no-pager -n 80")
+                .map(|o| o.to_string())
+                .unwrap_or_else(|e| format!("{e:#}"));
+            bail!("systemd did not power off within 60 s:\n{state}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.terminate()?;
+    d.boot()?;
+    // container=wsl: the poweroff did not remount the disk read-only.
+    let out = happy(
+        &d,
+        &Launch::command(
+            "touch /var/tmp/after-poweroff && echo writable; systemctl is-system-running",
+        ),
+    )?;
+    ensure!(out.out() == "writable\nrunning\n", "{out}");
+    ensure!(
+        activation_records(&d)?.len() == 2,
+        "one activation per boot"
+    );
+    Ok(())
+}
+
+fn native_old_wsl() -> Result<()> {
+    let d = Distro::start(native_opts("native-old-wsl", native_mode().old_wsl()))?;
+    let out = d.root_sh(
+        "stat -c %F /dev/shm; [ \"$(stat -c %d:%i /dev/shm)\" = \"$(stat -c %d:%i /run/shm)\" ] && echo shm-bound; \
+         awk '$5 == \"/\" { print ($0 ~ / shared:/) ? \"root-shared\" : \"root-private\" }' /proc/self/mountinfo; \
+         systemctl is-system-running",
+    )?;
+    ensure!(
+        out.out() == "directory\nshm-bound\nroot-shared\nrunning\n",
+        "older WSL's layout was not fixed: {out}"
+    );
+    happy(&d, &Launch::command("true"))?;
     Ok(())
 }
 

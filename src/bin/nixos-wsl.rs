@@ -12,11 +12,33 @@ struct Subcommand {
     run: fn(&[OsString]) -> i32,
 }
 
-const SUBCOMMANDS: &[Subcommand] = &[Subcommand {
-    name: "tarball",
-    summary: "build, wrap and verify distribution tarballs (`nixos-wsl tarball --help`)",
-    run: nixos_wsl::tarball::cli::main,
-}];
+const SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "status",
+        summary: "how systemd runs: mode, PIDs, state, failed units, activation, logs (--json)",
+        run: nixos_wsl::cli::status::main,
+    },
+    Subcommand {
+        name: "exec",
+        summary: "run a command inside the systemd namespace (`exec [--user U] -- CMD...`)",
+        run: nixos_wsl::cli::exec::main,
+    },
+    Subcommand {
+        name: "stop",
+        summary: "power off the namespace's systemd so the next launch boots afresh",
+        run: nixos_wsl::cli::stop::main,
+    },
+    Subcommand {
+        name: "logs",
+        summary: "systemd's early output and the activation log of this boot",
+        run: nixos_wsl::cli::logs::main,
+    },
+    Subcommand {
+        name: "tarball",
+        summary: "build, wrap and verify distribution tarballs (`nixos-wsl tarball --help`)",
+        run: nixos_wsl::tarball::cli::main,
+    },
+];
 
 fn usage() -> String {
     let mut s =

@@ -278,6 +278,8 @@ pub struct Extractor {
     defer: bool,
     seq: u64,
     stats: Stats,
+    /// The last parent directory checked by [`Extractor::foreign`] and its verdict.
+    foreign_cache: Option<(SafePath, bool)>,
 }
 
 fn timespec(secs: i64) -> TimeSpec {
@@ -310,6 +312,7 @@ impl Extractor {
             defer: false,
             seq: 0,
             stats: Stats::default(),
+            foreign_cache: None,
         })
     }
 
@@ -374,6 +377,10 @@ impl Extractor {
             return Ok(());
         };
         let parent = self.dest.get(self.root.as_raw_fd(), &parent_path, true)?;
+        if self.foreign(parent, &parent_path)? {
+            log::debug!("skipping {}: inside a mount point", step.path);
+            return Ok(());
+        }
         match &step.action {
             Action::Dir => {
                 match mkdirat(Some(parent), name, Mode::from_bits_truncate(0o700)) {
@@ -491,6 +498,25 @@ impl Extractor {
         Ok(())
     }
 
+    /// Whether `parent` is on another filesystem than the root: a mount point of the running
+    /// system (`/dev`, `/proc`, `/sys`, `/run`, `/mnt/wsl` in a WSL distribution). Entries
+    /// below it are skipped: WSL rebuilds those trees at every start, so they would be lost
+    /// anyway, and writing into them changes the live system (a bind-mounted node cannot be
+    /// replaced at all, EBUSY; WSL's devtmpfs is one instance for the whole VM, so a `/dev/null`
+    /// with the archive's mode would be every distribution's). Their directories' own
+    /// metadata is likewise left alone in [`Extractor::finish`].
+    fn foreign(&mut self, parent: RawFd, parent_path: &SafePath) -> Result<bool> {
+        if let Some((path, verdict)) = &self.foreign_cache {
+            if path == parent_path {
+                return Ok(*verdict);
+            }
+        }
+        let st = fstat(parent).with_context(|| format!("examining {parent_path}"))?;
+        let verdict = st.st_dev != self.root_dev;
+        self.foreign_cache = Some((parent_path.clone(), verdict));
+        Ok(verdict)
+    }
+
     fn dir_meta(&self, path: &SafePath, entry: &Entry) -> DirMeta {
         DirMeta {
             path: path.clone(),
@@ -553,6 +579,7 @@ impl Extractor {
         if install_tmp(parent, &tmp, name)? {
             self.dest.clear();
             self.links.clear();
+            self.foreign_cache = None;
         }
         Ok(())
     }

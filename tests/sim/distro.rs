@@ -47,6 +47,9 @@ pub struct DistroOptions {
     pub keep: bool,
     /// Use this state dir instead of a fresh one (persistent distro, e.g. for the CLI).
     pub state_dir: Option<PathBuf>,
+    /// WSL's own systemd mode (`DistroOptions::wsl_systemd`, native.rs); `None`: WSL's init
+    /// stays PID 1.
+    pub wsl_systemd: Option<super::native::WslSystemd>,
 }
 
 impl DistroOptions {
@@ -58,6 +61,7 @@ impl DistroOptions {
             files: Vec::new(),
             keep: std::env::var_os("NIXOS_WSL_SIM_KEEP").is_some_and(|v| v == "1"),
             state_dir: None,
+            wsl_systemd: None,
         }
     }
 
@@ -93,6 +97,10 @@ pub struct Distro {
     fresh_state: bool,
     booted: Mutex<Option<Booted>>,
     boots: AtomicU32,
+    /// WSL's systemd mode: this boot's login sessions and waits (native.rs).
+    wsl_systemd: super::native::State,
+    /// The disk is an imported tarball (import.rs): no root shell install, no passwd edit.
+    imported: bool,
 }
 
 static INSTANCES: AtomicU32 = AtomicU32::new(0);
@@ -100,7 +108,7 @@ static INSTANCES: AtomicU32 = AtomicU32::new(0);
 impl Distro {
     /// Creates an instance (building the rootfs first if needed) without booting it.
     pub fn new(opts: DistroOptions) -> Result<Distro> {
-        Distro::with_rootfs(opts, rootfs::ensure()?)
+        Distro::with_rootfs(opts, rootfs::ensure()?, false)
     }
 
     /// An instance over an arbitrary lower dir (the simulator's own safety tests).
@@ -111,10 +119,26 @@ impl Distro {
                 dir: lower,
                 cache: rootfs::cache_dir(),
             },
+            false,
         )
     }
 
-    fn with_rootfs(opts: DistroOptions, rootfs: Rootfs) -> Result<Distro> {
+    /// An instance whose disk the caller fills before the first boot (`wsl --import`, see
+    /// import.rs, which extracts into [`Distro::state_dir`]`/upper`). `lower` holds only the
+    /// simulator's marker; `opts.root_shell` and `opts.files` are not applied: the imported
+    /// tree alone decides root's shell.
+    pub fn new_for_import(opts: DistroOptions, lower: PathBuf) -> Result<Distro> {
+        Distro::with_rootfs(
+            opts,
+            Rootfs {
+                dir: lower,
+                cache: rootfs::cache_dir(),
+            },
+            true,
+        )
+    }
+
+    fn with_rootfs(opts: DistroOptions, rootfs: Rootfs, imported: bool) -> Result<Distro> {
         let safe: String = opts
             .name
             .chars()
@@ -143,6 +167,8 @@ impl Distro {
             fresh_state,
             booted: Mutex::new(None),
             boots: AtomicU32::new(0),
+            wsl_systemd: Default::default(),
+            imported,
         };
         d.prepare()
             .with_context(|| format!("preparing distro instance {}", d.state.display()))?;
@@ -189,6 +215,9 @@ impl Distro {
         }
         let mnt_wsl = self.mnt_wsl();
         fs::create_dir_all(&mnt_wsl)?;
+        if self.imported {
+            return Ok(());
+        }
         let upper = s.join("upper");
         // The shell binary is (re)installed on every start, so a kept disk (`state_dir`) runs
         // the current build; the rest is the disk's first-boot content.
@@ -200,6 +229,9 @@ impl Distro {
             }
             RootShell::Existing(p) => p.clone(),
         };
+        if let Some(mode) = &self.opts.wsl_systemd {
+            super::native::install_init(&upper, &self.rootfs.dir, mode)?;
+        }
         if !self.fresh_state {
             return Ok(());
         }
@@ -221,6 +253,10 @@ impl Distro {
             passwd.as_bytes(),
             0o644,
         )?;
+        if let Some(mode) = &self.opts.wsl_systemd {
+            let shell = &self.opts.root_shell;
+            super::native::configure_disk(&upper, &self.rootfs.dir, mode, shell)?;
+        }
         for (path, contents, mode) in &self.opts.files {
             write_under(&upper, &self.rootfs.dir, path, contents, *mode)?;
         }
@@ -245,6 +281,10 @@ impl Distro {
             lower: self.rootfs.dir.clone(),
             cgroup,
             mnt_wsl: self.mnt_wsl(),
+            wsl_systemd: self.opts.wsl_systemd.as_ref().map(|m| super::native::Boot {
+                host_version: m.host_version.clone(),
+                old_wsl: m.old_wsl,
+            }),
         };
         let log_path = self.state.join("init.log");
         let log = File::create(&log_path)?;
@@ -285,11 +325,17 @@ impl Distro {
             init_pid,
         });
         self.boots.fetch_add(1, Ordering::SeqCst);
+        drop(booted);
+        if let Some(mode) = &self.opts.wsl_systemd {
+            super::native::after_boot(self, mode);
+        }
         Ok(())
     }
 
     /// `wsl -t`: kills the distro's PID namespace and waits until it and its cgroup are gone.
     pub fn terminate(&self) -> Result<()> {
+        // WSL's `login -f` sessions end with the distro.
+        self.wsl_systemd.reset();
         let Some(mut b) = self.booted.lock().unwrap().take() else {
             return Ok(());
         };
@@ -338,7 +384,7 @@ impl Distro {
         self.cgroup().map(|c| cgroup::pids(&c)).unwrap_or_default()
     }
 
-    fn target(&self) -> Result<Target> {
+    pub(super) fn target(&self) -> Result<Target> {
         Ok(Target {
             init_pid: self.init_pid()?,
             cgroup: self.cgroup()?,
@@ -349,7 +395,16 @@ impl Distro {
 
     /// Starts a launch and returns while it runs.
     pub fn spawn(&self, launch: &Launch) -> Result<Process> {
+        if let Some(mode) = &self.opts.wsl_systemd {
+            let launch = super::native::prepare_launch(self, mode, launch)?;
+            return Process::spawn(&self.target()?, &launch);
+        }
         Process::spawn(&self.target()?, launch)
+    }
+
+    /// WSL's systemd mode: this boot's sessions and waits (native.rs).
+    pub fn wsl_systemd_state(&self) -> &super::native::State {
+        &self.wsl_systemd
     }
 
     /// Runs a launch to completion (bounded by its timeout).
@@ -415,7 +470,13 @@ impl Drop for Distro {
 /// Writes `contents` at the absolute distro path `path` inside an upper dir (distro not
 /// running), creating parents with the mode and owner they have in the rootfs (overlayfs
 /// shows the upper dir's attributes), refusing to follow symlinks out of it.
-fn write_under(upper: &Path, lower: &Path, path: &str, contents: &[u8], mode: u32) -> Result<()> {
+pub(super) fn write_under(
+    upper: &Path,
+    lower: &Path,
+    path: &str,
+    contents: &[u8],
+    mode: u32,
+) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let rel = path.trim_start_matches('/');
     let dst = upper.join(rel);

@@ -43,6 +43,8 @@ pub struct InitSpec {
     pub cgroup: PathBuf,
     /// Host directory shared between all distros as `/mnt/wsl`.
     pub mnt_wsl: PathBuf,
+    /// WSL's systemd mode: PID 1 execs `/sbin/init` once the distro is set up (native.rs).
+    pub wsl_systemd: Option<super::native::Boot>,
 }
 
 impl InitSpec {
@@ -53,6 +55,9 @@ impl InitSpec {
         a.push("lower", &self.lower);
         a.push("cgroup", &self.cgroup);
         a.push("mnt-wsl", &self.mnt_wsl);
+        if let Some(boot) = &self.wsl_systemd {
+            boot.push_args(&mut a);
+        }
         a.into_vec()
     }
 
@@ -63,6 +68,7 @@ impl InitSpec {
             lower: a.path("lower")?,
             cgroup: a.path("cgroup")?,
             mnt_wsl: a.path("mnt-wsl")?,
+            wsl_systemd: super::native::Boot::from_args(a),
         })
     }
 }
@@ -104,6 +110,10 @@ fn outer(spec: &InitSpec) -> Result<i32> {
             // from then on PID 1 holds nothing but fds 0-2.
             send(&mut st_w, "ok\n");
             drop(st_w);
+            if let Some(boot) = &spec.wsl_systemd {
+                // Returns only if systemd mode is off or /sbin/init cannot be exec'd.
+                super::native::exec_init(boot);
+            }
             reap_forever()
         }
         ForkResult::Parent { child } => {

@@ -67,6 +67,13 @@ pub struct Launch {
     pub close_stdin: bool,
     /// Upper bound for the whole launch; on expiry the program and launcher are killed.
     pub timeout: Duration,
+    /// WSL's systemd mode: the session also gets the user's `DBUS_SESSION_BUS_ADDRESS` and
+    /// `XDG_RUNTIME_DIR` (native.rs; set by `Distro::spawn` for such distros).
+    pub wsl_systemd: bool,
+    /// Exactly this environment instead of a session's (WSL's own helper commands).
+    pub exact_env: Option<Vec<(String, String)>>,
+    /// Start the program with every signal ignored (WSL's `login -f`).
+    pub ignore_signals: bool,
 }
 
 impl Launch {
@@ -94,6 +101,9 @@ impl Launch {
             stdin: Vec::new(),
             close_stdin: true,
             timeout: Duration::from_secs(60),
+            wsl_systemd: false,
+            exact_env: None,
+            ignore_signals: false,
         }
     }
     /// `wsl -d X`
@@ -306,6 +316,7 @@ impl Process {
         for p in &launch.windows_path {
             args.push("winpath", p);
         }
+        super::native::push_launch_args(launch, &mut args);
 
         let (status_r, status_w) = sys::pipe()?;
         let w = status_w.as_raw_fd();

@@ -72,6 +72,8 @@ struct Plan {
     argv: Vec<CString>,
     env_inputs: (String, Vec<String>, Vec<(String, String)>, String, String),
     cwd: Option<String>,
+    /// WSL's systemd mode and helper-command options (native.rs).
+    native: super::native::LaunchArgs,
 }
 
 fn launch(args: &RoleArgs, status: &mut File) -> Result<i32> {
@@ -241,6 +243,7 @@ fn plan(args: &RoleArgs) -> Result<Plan> {
         ),
         cwd: Some(cwd),
         user,
+        native: super::native::LaunchArgs::parse(args),
     })
 }
 
@@ -267,7 +270,7 @@ fn child_exec(plan: &Plan, slave: RawFd, pty_mode: bool) -> String {
             let _ = nix::unistd::chdir(cwd.as_str());
         }
         let (lang, winpath, wslenv, hostname, distro) = &plan.env_inputs;
-        let env = wsl_environment(&EnvInputs {
+        let session = wsl_environment(&EnvInputs {
             lang,
             windows_path: winpath,
             wslenv,
@@ -276,6 +279,7 @@ fn child_exec(plan: &Plan, slave: RawFd, pty_mode: bool) -> String {
             distro,
             user: &plan.user,
         });
+        let env = plan.native.environment(session, plan.user.uid);
         let envp: Vec<CString> = env
             .into_iter()
             .map(|(k, v)| CString::new(format!("{k}={v}")))
@@ -287,6 +291,9 @@ fn child_exec(plan: &Plan, slave: RawFd, pty_mode: bool) -> String {
             Some(&SigSet::empty()),
             None,
         )?;
+        if plan.native.ignore_signals {
+            super::native::ignore_all_signals();
+        }
         // Only fds 0-2 survive exec (the error pipe stays usable until then).
         sys::cloexec_from(3).context("close_range")?;
         nix::unistd::execve(&plan.program, &plan.argv, &envp)

@@ -14,15 +14,20 @@
 //! Lifecycle: `Distro::start(opts)` = create an instance (overlayfs upper dir over the cached
 //! rootfs) and boot it; `distro.run(&Launch::command("..."))` / `distro.spawn(...)`;
 //! `distro.terminate()` (= `wsl -t`), `distro.boot()` again (fresh `/run`, same disk);
-//! dropping the `Distro` terminates it and deletes its state.
+//! dropping the `Distro` terminates it and deletes its state. `import::import(opts, tarball)`
+//! creates an instance from a tarball instead, as `wsl --import` does ([`import`]).
+//! `DistroOptions::wsl_systemd` boots it in WSL's own systemd mode instead: `/sbin/init` as
+//! PID 1, WSL's readiness poll and `login -f` sessions ([`native`]).
 
 #![allow(dead_code, unused_imports)]
 
 pub mod cgroup;
 pub mod distro;
+pub mod import;
 pub mod init;
 pub mod launch;
 pub mod launcher;
+pub mod native;
 pub mod rootfs;
 pub mod safety;
 pub mod session;
@@ -37,6 +42,7 @@ use anyhow::{anyhow, Result};
 
 pub use distro::{Distro, DistroOptions, RootShell};
 pub use launch::{Exit, Launch, Output, Process, Stdio};
+pub use native::WslSystemd;
 pub use session::Form;
 
 /// Selects the role of a re-executed simulator process.

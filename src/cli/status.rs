@@ -1,0 +1,295 @@
+//! `nixos-wsl status [--json]`: what runs, since when, in what state. Read-only: it never
+//! starts systemd, never takes the state lock, never changes a file.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::unistd::Uid;
+
+use super::procfs;
+use super::render;
+use super::{Place, UsageError};
+use crate::config::Config;
+use crate::namespace;
+use crate::paths::{
+    ACTIVATED_FILE, ACTIVATION_LOG, CONFIG_FILE, CURRENT_SYSTEM, READY_FILE, SYSTEMD_LOG,
+};
+
+pub const USAGE: &str = "\
+usage: nixos-wsl status [--json]
+
+Shows how systemd runs in this distribution: the mode (namespace: started by the login
+shell; wsl-systemd: WSL's own [boot] systemd=true; none), systemd's PID inside and outside
+its namespace, how long ago it started, `systemctl is-system-running`, the number of failed
+units, whether the NixOS activation ran this boot, and where the logs are. Never starts
+anything.
+
+  --json   one JSON object on stdout, for scripts
+
+Exit status: 0 systemd is up (running or degraded), 3 it is not, 4 cannot tell (run as root).
+";
+
+/// Exit status when systemd is not up.
+pub const EXIT_NOT_RUNNING: i32 = 3;
+/// Exit status when the state cannot be inspected.
+pub const EXIT_UNKNOWN: i32 = 4;
+
+/// How long `systemctl` may take to answer before `status` gives up on it.
+const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub json: bool,
+}
+
+pub fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
+    let mut json = false;
+    for a in args {
+        match a.as_bytes() {
+            b"--json" => json = true,
+            b"-h" | b"--help" => return Ok(None),
+            _ => return Err(UsageError(format!("unexpected argument {a:?}"))),
+        }
+    }
+    Ok(Some(Args { json }))
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    super::dispatch("status", USAGE, args, parse, run)
+}
+
+/// How systemd runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In the PID + mount namespace the login shell started.
+    Namespace,
+    /// As PID 1 of the distribution (WSL's `[boot] systemd=true`).
+    WslSystemd,
+    /// Not at all (or the namespace of this boot is dead).
+    None,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Namespace => "namespace",
+            Mode::WslSystemd => "wsl-systemd",
+            Mode::None => "none",
+        }
+    }
+}
+
+/// What `status` found about systemd itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Systemd {
+    /// Its PID in its own namespace (1).
+    pub pid_inside: Option<i32>,
+    /// Its PID as WSL's init sees it (only known when run from outside the namespace).
+    pub pid_outside: Option<i32>,
+    pub started_secs_ago: Option<u64>,
+    /// `systemctl is-system-running`: running, degraded, starting, stopping, ...
+    pub state: Option<String>,
+    pub failed_units: Option<u64>,
+    /// The login shell's readiness record for this namespace: ready, gave-up.
+    pub readiness: Option<String>,
+}
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub mode: Mode,
+    /// This command runs inside systemd's PID namespace.
+    pub inside: bool,
+    pub systemd: Option<Systemd>,
+    /// Something worth a sentence (a dead namespace, a permission problem).
+    pub note: Option<String>,
+    /// `/run/current-system` exists.
+    pub current_system: bool,
+    /// `/run/nixos-wsl/activated` exists: the login shell ran the activation this boot.
+    pub activated: bool,
+    /// (name, path, exists)
+    pub logs: Vec<(&'static str, PathBuf, bool)>,
+}
+
+impl Status {
+    /// Up = `running` or `degraded`, as WSL's own systemd wait and the login shell count it.
+    pub fn up(&self) -> bool {
+        self.systemd
+            .as_ref()
+            .and_then(|s| s.state.as_deref())
+            .is_some_and(|s| matches!(s, "running" | "degraded"))
+    }
+
+    pub fn exit_code(&self, known: bool) -> i32 {
+        if self.up() {
+            0
+        } else if known {
+            EXIT_NOT_RUNNING
+        } else {
+            EXIT_UNKNOWN
+        }
+    }
+}
+
+fn run(args: Args) -> i32 {
+    let (status, known) = inspect();
+    if args.json {
+        println!("{}", render::status_json(&status));
+    } else {
+        print!("{}", render::status_text(&status));
+    }
+    status.exit_code(known)
+}
+
+/// Looks at everything; the boolean is false when the mode could not be determined.
+fn inspect() -> (Status, bool) {
+    let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
+    let mut status = Status {
+        mode: Mode::None,
+        inside: false,
+        systemd: None,
+        note: None,
+        current_system: exists(CURRENT_SYSTEM),
+        activated: exists(ACTIVATED_FILE),
+        logs: vec![
+            ("systemd", SYSTEMD_LOG.into(), exists(SYSTEMD_LOG)),
+            ("activation", ACTIVATION_LOG.into(), exists(ACTIVATION_LOG)),
+        ],
+    };
+    if exists(crate::init::INIT_LOG) {
+        status
+            .logs
+            .push(("init", crate::init::INIT_LOG.into(), true));
+    }
+    let systemctl = crate::systemd::systemctl_for(&Config::load(Path::new(CONFIG_FILE)).systemd);
+    match super::place() {
+        place @ (Place::InsideOurs | Place::WslSystemd) => {
+            status.mode = if place == Place::InsideOurs {
+                Mode::Namespace
+            } else {
+                Mode::WslSystemd
+            };
+            status.inside = true;
+            let own_ino = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
+            status.systemd = Some(describe(systemctl.as_deref(), None, own_ino));
+            (status, true)
+        }
+        Place::Outside => match outside(&mut status, systemctl.as_deref()) {
+            Ok(()) => (status, true),
+            Err(e) => {
+                let hint = if Uid::effective().is_root() {
+                    String::new()
+                } else {
+                    " (run it as root: `wsl -u root -e nixos-wsl status`)".into()
+                };
+                status.note = Some(format!("cannot inspect the namespace: {e:#}{hint}"));
+                (status, false)
+            }
+        },
+    }
+}
+
+/// From outside: find the namespace through its handle and join it (the login shell's own
+/// code, which also finds systemd's PID outside), then ask systemd.
+fn outside(status: &mut Status, systemctl: Option<&Path>) -> Result<()> {
+    if !super::state_dir_is_real() {
+        return Ok(());
+    }
+    let Some(handle) = namespace::open_handle()? else {
+        return Ok(());
+    };
+    let Some(joined) = namespace::join_if_alive(&handle).context("joining the namespace")? else {
+        status.note = Some(
+            "the systemd namespace of this boot is dead; the next launch starts a new one".into(),
+        );
+        return Ok(());
+    };
+    status.mode = Mode::Namespace;
+    status.systemd = Some(describe(
+        systemctl,
+        Some(joined.init_pid),
+        Some(joined.pid_ino),
+    ));
+    Ok(())
+}
+
+/// Asks about systemd: must run where `/proc` is its namespace's and children start in its
+/// PID namespace (after joining, or from inside).
+fn describe(systemctl: Option<&Path>, pid_outside: Option<i32>, pid_ino: Option<u64>) -> Systemd {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or(100);
+    let started = std::fs::read_to_string("/proc/1/stat")
+        .ok()
+        .and_then(|s| procfs::start_ticks(&s));
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| procfs::uptime_secs(&s));
+    let ask = |args: &[&str]| -> Option<String> {
+        let (_, out) = super::run_bounded(systemctl?, args, SYSTEMCTL_TIMEOUT).ok()?;
+        let out = out.trim();
+        (!out.is_empty()).then(|| out.to_owned())
+    };
+    let readiness = pid_ino.and_then(|ino| {
+        let record = std::fs::read_to_string(READY_FILE).ok()?;
+        procfs::readiness_state(&record, ino).map(str::to_owned)
+    });
+    Systemd {
+        pid_inside: Some(1),
+        pid_outside,
+        started_secs_ago: match (uptime, started) {
+            (Some(u), Some(s)) => procfs::started_ago(u, s, ticks),
+            _ => None,
+        },
+        state: ask(&["is-system-running"]),
+        failed_units: ask(&["show", "--property=NFailedUnits", "--value"])
+            .and_then(|n| n.parse().ok()),
+        readiness,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(parse(&[]), Ok(Some(Args { json: false })));
+        assert_eq!(parse(&os(&["--json"])), Ok(Some(Args { json: true })));
+        assert_eq!(parse(&os(&["--json", "--help"])), Ok(None));
+        assert!(parse(&os(&["-j"])).is_err());
+        assert!(parse(&os(&["json"])).is_err());
+    }
+
+    #[test]
+    fn exit_codes() {
+        let mut s = Status {
+            mode: Mode::Namespace,
+            inside: false,
+            systemd: Some(Systemd {
+                state: Some("degraded".into()),
+                ..Systemd::default()
+            }),
+            note: None,
+            current_system: true,
+            activated: true,
+            logs: Vec::new(),
+        };
+        assert_eq!(s.exit_code(true), 0);
+        s.systemd.as_mut().unwrap().state = Some("starting".into());
+        assert_eq!(s.exit_code(true), EXIT_NOT_RUNNING);
+        s.systemd = None;
+        assert_eq!(s.exit_code(true), EXIT_NOT_RUNNING);
+        assert_eq!(s.exit_code(false), EXIT_UNKNOWN);
+    }
+}
