@@ -21,12 +21,14 @@
 
 mod sim;
 
+use sim::harness::{self, unprivileged, TestFn};
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 
 use sim::{Distro, DistroOptions, Launch, Output, RootShell};
 
@@ -66,7 +68,7 @@ fn main() {
             .into_iter()
             .map(|(name, f)| privileged(name, f)),
     );
-    start_watchdog();
+    harness::start_watchdog("environment", 900, || {});
     let conclusion = libtest_mimic::run(&args, tests);
     shutdown_shared();
     conclusion.exit();
@@ -75,42 +77,9 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // Harness plumbing (as in tests/wsl.rs).
 
-type TestFn = fn() -> Result<()>;
-
-/// A test that needs root: runs as root; without root it fails under `CI` and is skipped
-/// (with the reason) elsewhere.
+/// A test that needs root: fails under `CI` without it, skipped elsewhere.
 fn privileged(name: &str, f: TestFn) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !nix::unistd::geteuid().is_root() {
-            let why = "needs root (namespaces, mounts, cgroups): run `sudo -E cargo test --test environment`";
-            if std::env::var_os("CI").is_some() {
-                return Err(format!("{why}; CI must run the simulator tests as root").into());
-            }
-            return Ok(Completion::ignored_with(why));
-        }
-        f().map(|()| Completion::Completed)
-            .map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-fn unprivileged(name: &str, f: TestFn) -> Trial {
-    Trial::test(name, move || {
-        f().map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-/// Aborts the whole run if it exceeds its budget (every launch has its own timeout; this is
-/// the backstop). Exiting drops the distros' control pipes, so their inits kill them.
-fn start_watchdog() {
-    let budget = std::env::var("NIXOS_WSL_TEST_BUDGET")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(900);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(budget));
-        eprintln!("tests/environment.rs: the run exceeded its budget of {budget} s; aborting");
-        std::process::exit(101);
-    });
+    harness::gated(name, f, || harness::needs_root("environment"))
 }
 
 /// The nixos-wsl-shell build installed as root's login shell.

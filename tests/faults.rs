@@ -19,11 +19,13 @@
 
 mod sim;
 
+use sim::harness::{self, unprivileged, TestFn};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 use nix::sys::signal::Signal;
 
 use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
@@ -82,48 +84,16 @@ fn main() {
             .into_iter()
             .map(|(name, f)| privileged(name, f)),
     );
-    start_watchdog();
+    harness::start_watchdog("faults", 900, || {});
     libtest_mimic::run(&args, tests).exit();
 }
 
 // ---------------------------------------------------------------------------------------
 // Harness plumbing.
 
-type TestFn = fn() -> Result<()>;
-
-/// A test that needs root: without root it fails under `CI` and is skipped elsewhere.
+/// A test that needs root: fails under `CI` without it, skipped elsewhere.
 fn privileged(name: &str, f: TestFn) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !nix::unistd::geteuid().is_root() {
-            let why =
-                "needs root (namespaces, mounts, cgroups): run `sudo -E cargo test --test faults`";
-            if std::env::var_os("CI").is_some() {
-                return Err(format!("{why}; CI must run the fault tests as root").into());
-            }
-            return Ok(Completion::ignored_with(why));
-        }
-        f().map(|()| Completion::Completed)
-            .map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-fn unprivileged(name: &str, f: TestFn) -> Trial {
-    Trial::test(name, move || {
-        f().map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-/// Aborts the run when it exceeds its budget (the backstop behind every per-step timeout).
-fn start_watchdog() {
-    let budget = std::env::var("NIXOS_WSL_TEST_BUDGET")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(900);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(budget));
-        eprintln!("tests/faults.rs: the suite exceeded its budget of {budget} s; aborting");
-        std::process::exit(101);
-    });
+    harness::gated(name, f, || harness::needs_root("faults"))
 }
 
 fn bin(var: &str, built: &str) -> PathBuf {

@@ -17,6 +17,8 @@
 
 mod sim;
 
+use sim::harness::{self, unprivileged, TestFn};
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
@@ -29,7 +31,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 
 use sim::import::{self, Refused, Scan};
 use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
@@ -66,7 +68,7 @@ fn main() {
             damaged_embedded_tarball,
         ),
     ];
-    start_watchdog();
+    harness::start_watchdog("installer", 600, Fixture::cleanup);
     let conclusion = libtest_mimic::run(&args, tests);
     Fixture::cleanup();
     conclusion.exit();
@@ -75,19 +77,10 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // Harness plumbing.
 
-type TestFn = fn() -> Result<()>;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// Why a privileged test cannot run here, if it cannot.
 fn cannot_run() -> Option<String> {
-    if !is_root() {
-        return Some(
-            "needs root (namespaces, mounts, cgroups): run `sudo -E cargo test --test installer`"
-                .into(),
-        );
+    if let Some(why) = harness::needs_root("installer") {
+        return Some(why);
     }
     match fs::read(installer_bin()) {
         Err(e) => Some(format!("cannot read {}: {e}", installer_bin().display())),
@@ -101,43 +94,9 @@ fn cannot_run() -> Option<String> {
     }
 }
 
-/// A test that needs root and a static installer: without them it fails under `CI` and is
-/// skipped (with the reason) elsewhere.
+/// A test that needs root and a static installer (see `cannot_run`).
 fn privileged(name: &str, f: TestFn) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if let Some(why) = cannot_run() {
-            if std::env::var_os("CI").is_some() {
-                return Err(format!("{why}; CI must run the installer tests").into());
-            }
-            return Ok(Completion::ignored_with(why));
-        }
-        let started = Instant::now();
-        let res = f();
-        eprintln!("  ({:.1} s)", started.elapsed().as_secs_f64());
-        res.map(|()| Completion::Completed)
-            .map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-fn unprivileged(name: &str, f: TestFn) -> Trial {
-    Trial::test(name, move || {
-        f().map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-/// Aborts the whole run if it exceeds its budget (every launch and boot has its own timeout;
-/// this is the backstop). Exiting drops the distros' control pipes, whose inits then kill them.
-fn start_watchdog() {
-    let budget = std::env::var("NIXOS_WSL_TEST_BUDGET")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(budget));
-        eprintln!("tests/installer.rs: the suite exceeded its budget of {budget} s; aborting");
-        Fixture::cleanup();
-        std::process::exit(101);
-    });
+    harness::gated(name, f, cannot_run)
 }
 
 fn env_path(var: &str, default: &str) -> PathBuf {

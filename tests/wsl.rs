@@ -21,12 +21,14 @@
 
 mod sim;
 
+use sim::harness::{self, unprivileged, TestFn};
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 use nix::sys::signal::Signal;
 
 use sim::{Distro, DistroOptions, Launch, Output, RootShell};
@@ -40,7 +42,7 @@ fn main() {
     tests.extend(shell_tests());
     tests.extend(native_tests());
     tests.extend(sim_tests());
-    start_watchdog();
+    harness::start_watchdog("wsl", 1500, || {});
     let conclusion = libtest_mimic::run(&args, tests);
     Shared::shutdown_all();
     conclusion.exit();
@@ -49,48 +51,9 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // Harness plumbing.
 
-type TestFn = fn() -> Result<()>;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// A test that needs root: runs as root; without root it fails under `CI` and is skipped
-/// (with the reason) elsewhere.
+/// A test that needs root: fails under `CI` without it, skipped elsewhere.
 fn privileged(name: &str, f: TestFn) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !is_root() {
-            let why =
-                "needs root (namespaces, mounts, cgroups): run `sudo -E cargo test --test wsl`";
-            if std::env::var_os("CI").is_some() {
-                return Err(format!("{why}; CI must run the simulator tests as root").into());
-            }
-            return Ok(Completion::ignored_with(why));
-        }
-        f().map(|()| Completion::Completed)
-            .map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-fn unprivileged(name: &str, f: TestFn) -> Trial {
-    Trial::test(name, move || {
-        f().map_err(|e| Failed::from(format!("{e:#}")))
-    })
-}
-
-/// Aborts the whole run if it exceeds its budget: no test may hang CI. (Every launch and
-/// boot has its own timeout; this is the backstop.) Exiting drops the control pipes of all
-/// distros, whose init processes then kill them.
-fn start_watchdog() {
-    let budget = std::env::var("NIXOS_WSL_TEST_BUDGET")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1500);
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(budget));
-        eprintln!("tests/wsl.rs: the suite exceeded its budget of {budget} s; aborting");
-        std::process::exit(101);
-    });
+    harness::gated(name, f, || harness::needs_root("wsl"))
 }
 
 /// The login shell under test.

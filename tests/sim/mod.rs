@@ -23,6 +23,7 @@
 
 pub mod cgroup;
 pub mod distro;
+pub mod harness;
 pub mod import;
 pub mod init;
 pub mod launch;
