@@ -139,7 +139,12 @@ pub fn shell_candidates(
         .into_iter()
         .chain(FALLBACK_SHELLS.iter().map(PathBuf::from))
     {
-        if !all.contains(&candidate) && !is_self(&candidate) && usable(&candidate) {
+        if all.contains(&candidate) || is_self(&candidate) {
+            continue;
+        }
+        // Checked until one is usable (it names `$SHELL`); the rest stay unchecked fallbacks
+        // for an exec that fails anyway, so the common case costs one check.
+        if !all.is_empty() || usable(&candidate) {
             all.push(candidate);
         }
     }

@@ -120,7 +120,8 @@ pub fn bring_up(config: &mut Config) -> Result<StateLock> {
     namespace::prepare_state_dir()?;
     // Waiters allow for one holder's full wait plus its activation.
     let lock = StateLock::acquire(deadline + config.timeout)?;
-    if let Some(activate) = config.activate.clone() {
+    // Only a boot's first launch activates; the others skip the config comparison too.
+    if let Some(activate) = config.activate.clone().filter(|_| activation::needed()) {
         let before = std::fs::read(CONFIG_FILE).ok();
         if let Err(e) = activation::run_once(&activate) {
             log::error!("{e:#}; starting systemd anyway");
