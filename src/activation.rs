@@ -147,7 +147,9 @@ fn protect_store() {
     }
 }
 
-fn is_mountpoint(path: &Path) -> bool {
+/// A directory on a different device than its parent is a mount point (enough for the
+/// bind and tmpfs mounts asked about here).
+pub fn is_mountpoint(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (
         std::fs::metadata(path),

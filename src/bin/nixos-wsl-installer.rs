@@ -14,22 +14,6 @@ use std::process::exit;
 
 use nixos_wsl::installer::{self, handover, Damaged, Options};
 
-fn init_logging() {
-    let filter = std::env::var("NIXOS_WSL_LOG").unwrap_or_else(|_| "warn".into());
-    env_logger::Builder::new()
-        .parse_filters(&filter)
-        .format(|buf, record| {
-            use std::io::Write;
-            writeln!(
-                buf,
-                "nixos-wsl-installer: {}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            )
-        })
-        .init();
-}
-
 /// Separates the hidden `--root DIR` from the shell's arguments.
 fn split_root(mut argv: Vec<OsString>) -> (PathBuf, Vec<OsString>) {
     if argv.len() >= 3 && argv[1] == "--root" {
@@ -54,7 +38,7 @@ fn fail(root: &Path, argv: &[OsString]) -> ! {
 
 fn main() {
     let (root, argv) = split_root(std::env::args_os().collect());
-    init_logging();
+    nixos_wsl::logging::init_with_levels("nixos-wsl-installer");
     let mut opts = Options::default();
     if let Ok(n) = std::env::var("NIXOS_WSL_INSTALLER_TEST_STOP_AFTER") {
         opts.stop_after = n.parse().ok();

@@ -49,26 +49,9 @@ fn usage() -> String {
     s
 }
 
-fn init_logging() {
-    // Our own variable, default `warn`; messages are prefixed with the program name.
-    let filter = std::env::var("NIXOS_WSL_LOG").unwrap_or_else(|_| "warn".into());
-    env_logger::Builder::new()
-        .parse_filters(&filter)
-        .format(|buf, record| {
-            use std::io::Write;
-            writeln!(
-                buf,
-                "nixos-wsl: {}: {}",
-                record.level().as_str().to_lowercase(),
-                record.args()
-            )
-        })
-        .init();
-}
-
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    init_logging();
+    nixos_wsl::logging::init_with_levels("nixos-wsl");
     let Some(first) = args.first() else {
         eprint!("{}", usage());
         return ExitCode::from(2);

@@ -13,7 +13,7 @@
 //!   itself; with `container=wsl` it leaves propagation alone, and WSL before 2.0 mounts `/`
 //!   private.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -55,7 +55,7 @@ pub fn plan_dev_shm(found: &DevShm) -> ShmPlan {
 /// Every step; failures are logged and skipped.
 pub fn prepare() {
     let run = Path::new("/run");
-    if run.is_dir() && !is_mountpoint(run) {
+    if run.is_dir() && !crate::activation::is_mountpoint(run) {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         match mount(Some("tmpfs"), run, Some("tmpfs"), flags, Some("mode=755")) {
             Ok(()) => log::info!("/run was not a mount; mounted a tmpfs"),
@@ -81,7 +81,7 @@ fn inspect(shm: &Path) -> DevShm {
         Ok(m) if m.file_type().is_symlink() => DevShm::Symlink {
             mounted_target: std::fs::canonicalize(shm)
                 .ok()
-                .filter(|t| t.is_dir() && is_mountpoint(t)),
+                .filter(|t| t.is_dir() && crate::activation::is_mountpoint(t)),
         },
         Ok(m) if m.is_dir() => DevShm::Directory,
         _ => DevShm::Other,
@@ -108,18 +108,6 @@ fn fix_dev_shm(shm: &Path, plan: &ShmPlan) -> nix::Result<()> {
         ),
         ShmPlan::Tmpfs => mount(Some("tmpfs"), shm, Some("tmpfs"), flags, Some("mode=1777")),
         ShmPlan::Keep => Ok(()),
-    }
-}
-
-/// A directory on a different device than its parent is a mount point (good enough for
-/// tmpfs targets, which is all `/dev/shm` ever points at).
-fn is_mountpoint(path: &Path) -> bool {
-    match (
-        std::fs::metadata(path),
-        path.parent().map(std::fs::metadata),
-    ) {
-        (Ok(me), Some(Ok(parent))) => me.dev() != parent.dev(),
-        _ => false,
     }
 }
 
