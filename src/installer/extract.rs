@@ -426,19 +426,7 @@ impl Extractor {
                 let ((), placed) = self.place(parent, name, step.deferred, |p, n| {
                     symlinkat(&target[..], Some(p), n)
                 })?;
-                let at = match &placed {
-                    Placed::Final => name.to_vec(),
-                    Placed::Tmp(t) => t.clone(),
-                };
-                if self.owners == Owners::Archive {
-                    fchownat(
-                        Some(parent),
-                        &at[..],
-                        Some(uid(entry.uid)?),
-                        Some(gid(entry.gid)?),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )?;
-                }
+                let at = self.own_placed(parent, name, &placed, entry)?;
                 utimensat(
                     Some(parent),
                     &at[..],
@@ -466,19 +454,7 @@ impl Extractor {
                         Some(Errno::EPERM) => anyhow!("creating device nodes needs root"),
                         _ => e,
                     })?;
-                let at = match &placed {
-                    Placed::Final => name.to_vec(),
-                    Placed::Tmp(t) => t.clone(),
-                };
-                if self.owners == Owners::Archive {
-                    fchownat(
-                        Some(parent),
-                        &at[..],
-                        Some(uid(entry.uid)?),
-                        Some(gid(entry.gid)?),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )?;
-                }
+                let at = self.own_placed(parent, name, &placed, entry)?;
                 fchmodat(
                     Some(parent),
                     &at[..],
@@ -550,6 +526,31 @@ impl Extractor {
     }
 
     /// Renames a temporary into place, or records it for the commit if deferred.
+    /// The name a symlink or node was created under (`placed`), given the archive's owner
+    /// when owners are kept; by name and without following, as neither can be opened.
+    fn own_placed(
+        &self,
+        parent: RawFd,
+        name: &[u8],
+        placed: &Placed,
+        entry: &Entry,
+    ) -> Result<Vec<u8>> {
+        let at = match placed {
+            Placed::Final => name.to_vec(),
+            Placed::Tmp(t) => t.clone(),
+        };
+        if self.owners == Owners::Archive {
+            fchownat(
+                Some(parent),
+                &at[..],
+                Some(uid(entry.uid)?),
+                Some(gid(entry.gid)?),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )?;
+        }
+        Ok(at)
+    }
+
     fn finish_placement(
         &mut self,
         parent: RawFd,
