@@ -15,8 +15,6 @@
 //! arrives while the child starts is lost; the child restores an empty mask and default
 //! dispositions before exec (Rust's runtime ignores SIGPIPE, which must not reach the shell).
 
-use std::os::fd::AsRawFd;
-
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::signal::{
@@ -98,11 +96,6 @@ impl Supervisor {
             // ESRCH: the child is already gone; its SIGCHLD is queued.
             let _ = kill(child, sig);
         }
-    }
-
-    /// The signalfd's descriptor (close-on-exec), for tests of fd hygiene.
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
     }
 }
 
