@@ -210,8 +210,8 @@ pub fn enter(lock: StateLock, plan: Plan) -> ! {
         Err(e) => {
             // ENOMEM here means the PID namespace died between the check and the fork.
             log::error!("cannot start a process in the systemd namespace ({e}); starting the shell without it");
+            // `session::exec` restores the signal state the supervisor changed.
             drop((lock, supervisor));
-            supervise::reset_signals_for_exec();
             fail_without_shell(session::exec(&plan))
         }
     }
