@@ -6,16 +6,30 @@
   outputs = { self, nixpkgs }:
     let
       inherit (nixpkgs) lib;
-      forAllSystems = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ];
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = lib.genAttrs systems;
       pkgsFor = system: nixpkgs.legacyPackages.${system};
+
+      # nix/configurations/mysystem.nix for one architecture.
+      mysystem = system: nixpkgs.lib.nixosSystem {
+        modules = [
+          self.nixosModules.default
+          ./nix/configurations/mysystem.nix
+          { nixpkgs.hostPlatform = system; }
+        ];
+      };
+      # The configuration each architecture's images and checks come from.
+      configurationFor = {
+        x86_64-linux = self.nixosConfigurations.mysystem;
+        aarch64-linux = self.nixosConfigurations.mysystem-aarch64;
+      };
     in
     {
-      # The crate, statically linked; on x86_64 also the two tarballs of
-      # nixosConfigurations.mysystem (`nix build .#installer`).
+      # The crate, statically linked, and the images of that architecture's configuration
+      # (`nix build .#installer`).
       packages = forAllSystems (system: {
         default = (pkgsFor system).pkgsStatic.callPackage ./nix/packages/nixos-wsl.nix { };
-      } // lib.optionalAttrs (system == "x86_64-linux") {
-        inherit (self.nixosConfigurations.mysystem.config.system.build) installer tarball;
+        inherit (configurationFor.${system}.config.system.build) installer tarball;
       });
 
       # The module does not depend on the flake; this adds the flake's package.
@@ -25,18 +39,16 @@
       };
       nixosModules.default = self.nixosModules.wsl;
 
-      nixosConfigurations.mysystem = nixpkgs.lib.nixosSystem {
-        modules = [
-          self.nixosModules.default
-          ./nix/configurations/mysystem.nix
-          { nixpkgs.hostPlatform = "x86_64-linux"; }
-        ];
+      nixosConfigurations = {
+        mysystem = mysystem "x86_64-linux";
+        mysystem-aarch64 = mysystem "aarch64-linux";
       };
 
       # Every package is a check; the rest is what a package cannot show.
       checks = forAllSystems (system:
         let
           pkgs = pkgsFor system;
+          configuration = configurationFor.${system};
         in
         self.packages.${system}
         // import ./nix/checks/lint.nix { inherit pkgs; }
@@ -46,10 +58,8 @@
             inherit (nixpkgs.lib) nixosSystem;
             module = self.nixosModules.default;
           };
-          options-doc = import ./nix/checks/options-doc.nix {
-            inherit pkgs;
-            configuration = self.nixosConfigurations.mysystem;
-          };
+          options-doc = import ./nix/checks/options-doc.nix { inherit pkgs configuration; };
+          no-kernel = import ./nix/checks/no-kernel.nix { inherit pkgs configuration; };
         });
 
       formatter = forAllSystems (system: (pkgsFor system).nixpkgs-fmt);

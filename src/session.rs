@@ -106,14 +106,31 @@ pub const FALLBACK_SHELLS: [&str; 4] = [
     "/bin/sh",
 ];
 
+/// The shell a per-shell link stands for. The NixOS module writes a user's own shell
+/// (`users.users.<name>.shell = pkgs.zsh;`) to passwd as `<dir>/bin/zsh`, a link to this
+/// program, and records the real shell as the link `<dir>/shell` next to `bin/`: WSL's argv[0]
+/// (`-zsh`) and `$SHELL` then name the user's shell, and the passwd entry alone says which
+/// one to run, whatever generation wrote it. `None` when `passwd` is not laid out that way.
+pub fn wrapped_shell(passwd: &Path) -> Option<PathBuf> {
+    let bin = passwd.parent()?;
+    if bin.file_name()? != "bin" {
+        return None;
+    }
+    let real = std::fs::read_link(bin.parent()?.join("shell")).ok()?;
+    real.is_absolute().then_some(real)
+}
+
 /// The shells to try for `account`, best first. `is_self` recognises this program (exec'ing
-/// ourselves would loop), `usable` an executable file. The passwd shell wins when usable; an
-/// empty one means `/bin/sh` (WSL's rule); ours is replaced by the configured real shell.
-/// Returns the candidates and, when the passwd shell could not be used, why.
+/// ourselves would loop), `wrapped` reads the real shell behind a per-shell link
+/// ([`wrapped_shell`]), `usable` an executable file. The passwd shell wins when usable; an
+/// empty one means `/bin/sh` (WSL's rule); ours is replaced by the shell its link stands for,
+/// else by the configured real shell (`shell` of configurations written before per-shell
+/// links). Returns the candidates and, when the passwd shell could not be used, why.
 pub fn shell_candidates(
     account: &Account,
     configured: Option<&Path>,
     is_self: &dyn Fn(&Path) -> bool,
+    wrapped: &dyn Fn(&Path) -> Option<PathBuf>,
     usable: &dyn Fn(&Path) -> bool,
 ) -> (Vec<PathBuf>, Option<String>) {
     let passwd = if account.shell.as_os_str().is_empty() {
@@ -124,7 +141,7 @@ pub fn shell_candidates(
     let mut note = None;
     let mut first = Vec::new();
     if is_self(passwd) {
-        first.extend(configured.map(Path::to_owned));
+        first.extend(wrapped(passwd).or_else(|| configured.map(Path::to_owned)));
     } else if usable(passwd) {
         first.push(passwd.to_owned());
     } else {
@@ -442,7 +459,7 @@ mod tests {
 
     #[test]
     fn passwd_shell_is_preferred() {
-        let (c, note) = shell_candidates(&alice(), None, &|_| false, &|_| true);
+        let (c, note) = shell_candidates(&alice(), None, &|_| false, &|_| None, &|_| true);
         assert_eq!(c[0], Path::new("/bin/zsh"));
         assert!(note.is_none());
     }
@@ -452,20 +469,73 @@ mod tests {
         let mut root = alice();
         root.shell = "/run/current-system/sw/bin/nixos-wsl-shell".into();
         let is_self = |p: &Path| p.ends_with("nixos-wsl-shell");
-        let (c, _) = shell_candidates(&root, Some(Path::new("/bin/fish")), &is_self, &|_| true);
+        let (c, _) = shell_candidates(
+            &root,
+            Some(Path::new("/bin/fish")),
+            &is_self,
+            &|_| None,
+            &|_| true,
+        );
         assert_eq!(c[0], Path::new("/bin/fish"));
         assert!(c.iter().all(|p| !is_self(p)));
-        let (c, _) = shell_candidates(&root, None, &is_self, &|_| true);
+        let (c, _) = shell_candidates(&root, None, &is_self, &|_| None, &|_| true);
         assert_eq!(c[0], Path::new(FALLBACK_SHELLS[0]));
+    }
+
+    #[test]
+    fn a_per_shell_link_runs_the_shell_it_stands_for() {
+        let mut alice = alice();
+        alice.shell = "/nix/store/h-nixos-wsl-shell-zsh/bin/zsh".into();
+        let is_self = |p: &Path| p.starts_with("/nix/store/h-nixos-wsl-shell-zsh");
+        let wrapped = |p: &Path| {
+            (p == Path::new("/nix/store/h-nixos-wsl-shell-zsh/bin/zsh"))
+                .then(|| PathBuf::from("/run/current-system/sw/bin/zsh"))
+        };
+        let (c, note) = shell_candidates(
+            &alice,
+            Some(Path::new("/bin/fish")),
+            &is_self,
+            &wrapped,
+            &|_| true,
+        );
+        assert_eq!(c[0], Path::new("/run/current-system/sw/bin/zsh"));
+        assert!(note.is_none());
+        // A link that stands for this program again is skipped, never exec'd in a loop.
+        let (c, _) = shell_candidates(&alice, None, &is_self, &|p| Some(p.into()), &|_| true);
+        assert_eq!(c[0], Path::new(FALLBACK_SHELLS[0]));
+    }
+
+    #[test]
+    fn wrapped_shell_reads_the_link_next_to_bin() {
+        let dir = std::env::temp_dir().join(format!("nixos-wsl-wrapped-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink(
+            "/nix/store/x-nixos-wsl/bin/nixos-wsl-shell",
+            dir.join("bin/zsh"),
+        )
+        .unwrap();
+        assert_eq!(wrapped_shell(&dir.join("bin/zsh")), None);
+        std::os::unix::fs::symlink("relative/zsh", dir.join("shell")).unwrap();
+        assert_eq!(wrapped_shell(&dir.join("bin/zsh")), None);
+        std::fs::remove_file(dir.join("shell")).unwrap();
+        std::os::unix::fs::symlink("/run/current-system/sw/bin/zsh", dir.join("shell")).unwrap();
+        assert_eq!(
+            wrapped_shell(&dir.join("bin/zsh")),
+            Some(PathBuf::from("/run/current-system/sw/bin/zsh"))
+        );
+        assert_eq!(wrapped_shell(Path::new("/bin")), None);
+        assert_eq!(wrapped_shell(&dir.join("zsh")), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn unusable_shell_falls_back_with_a_reason() {
         let usable = |p: &Path| p == Path::new("/bin/sh");
-        let (c, note) = shell_candidates(&alice(), None, &|_| false, &usable);
+        let (c, note) = shell_candidates(&alice(), None, &|_| false, &|_| None, &usable);
         assert_eq!(c, vec![PathBuf::from("/bin/sh")]);
         assert!(note.unwrap().contains("/bin/zsh"));
-        let (c, _) = shell_candidates(&alice(), None, &|_| false, &|_| false);
+        let (c, _) = shell_candidates(&alice(), None, &|_| false, &|_| None, &|_| false);
         assert_eq!(c, vec![PathBuf::from("/bin/sh")]);
     }
 
@@ -473,7 +543,7 @@ mod tests {
     fn empty_passwd_shell_means_bin_sh() {
         let mut a = alice();
         a.shell = PathBuf::new();
-        let (c, _) = shell_candidates(&a, None, &|_| false, &|_| true);
+        let (c, _) = shell_candidates(&a, None, &|_| false, &|_| None, &|_| true);
         assert_eq!(c[0], Path::new("/bin/sh"));
     }
 

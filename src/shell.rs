@@ -313,6 +313,7 @@ fn candidates(config: &Config, account: &Account) -> (Vec<std::path::PathBuf>, O
         account,
         config.shell.as_deref(),
         &is_self,
+        &session::wrapped_shell,
         &session::is_executable,
     )
 }

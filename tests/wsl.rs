@@ -377,6 +377,9 @@ fn shell_tests() -> Vec<Trial> {
         ("shell::hung_systemd_still_gives_a_shell", hung_systemd),
         ("shell::broken_config_still_gives_a_shell", broken_config),
         ("shell::missing_user_still_gives_a_shell", missing_user),
+        ("shell::users_own_shells_set_the_nixos_way", || {
+            users_own_shells(Mode::Namespace)
+        }),
         ("shell::pid1_is_systemd_and_running", || {
             pid1_is_systemd(Mode::Namespace)
         }),
@@ -745,6 +748,59 @@ fn login_from_piped_stdin(mode: Mode) -> Result<()> {
             && out.code == 7
             && out.stderr.is_empty(),
         "{out}"
+    );
+    Ok(())
+}
+
+/// `users.users.<name>.shell` set the NixOS way, as the module writes it to passwd (a
+/// per-shell link to nixos-wsl-shell with the real shell next to it): root bash, the default
+/// user zsh, a second user dash. Every launch form runs the user's own shell with NixOS'
+/// environment, `$0` and `$SHELL` naming it; in the namespace mode root's link still starts
+/// systemd.
+fn users_own_shells(mode: Mode) -> Result<()> {
+    let opts = match mode {
+        Mode::Namespace => own("own-shells"),
+        Mode::Native => native_opts("own-shells-native", native_mode()),
+    };
+    let d = Distro::start(
+        opts.user_shell("root", "/bin/bash")
+            .user_shell("nixos", "/bin/zsh")
+            .user_shell("alice", "/bin/dash"),
+    )?;
+    let probe = "echo \"$0|$SHELL|$NIXOS_MARKER|$(id -un)|$(cat /proc/1/comm)\"";
+    let marker = "nixos-set-environment-loaded";
+
+    let out = happy(&d, &Launch::command(probe))?;
+    ensure!(
+        out.out() == format!("/bin/zsh|/bin/zsh|{marker}|nixos|systemd\n"),
+        "wsl -- cmd: {out}"
+    );
+    let out = d.run(&Launch::login().stdin(format!("{probe}\nexit 3\n")))?;
+    ensure!(
+        out.code == 3 && out.out() == format!("-zsh|/bin/zsh|{marker}|nixos|systemd\n"),
+        "wsl (login): {out}"
+    );
+    // `wsl -u alice` runs alice's passwd shell directly. In the namespace mode that is
+    // outside systemd's namespace (joining it needs root): her own shell and NixOS'
+    // environment, without systemd, the documented recovery path.
+    let out = happy(&d, &Launch::command(probe).user("alice"))?;
+    let text = out.out();
+    let (head, pid1) = text.trim_end().rsplit_once('|').unwrap_or_default();
+    ensure!(
+        head == format!("/bin/dash|/bin/dash|{marker}|alice")
+            && (pid1 == "systemd") == (mode == Mode::Native),
+        "wsl -u alice -- cmd: {out}"
+    );
+    // Root's own shell: in the namespace mode through root's link with NIXOS_WSL_USER, in
+    // WSL's systemd mode with `wsl -u root`.
+    let as_root = match mode {
+        Mode::Namespace => Launch::command(probe).wslenv("NIXOS_WSL_USER", "root"),
+        Mode::Native => Launch::command(probe).user("root"),
+    };
+    let out = happy(&d, &as_root)?;
+    ensure!(
+        out.out() == format!("/bin/bash|/bin/bash|{marker}|root|systemd\n"),
+        "root: {out}"
     );
     Ok(())
 }
@@ -1165,6 +1221,9 @@ fn native_tests() -> Vec<Trial> {
             "native::pid1_is_systemd_and_no_second_systemd",
             native_one_systemd,
         ),
+        ("native::users_own_shells_set_the_nixos_way", || {
+            users_own_shells(Mode::Native)
+        }),
         // Issue 2's session contract, unchanged, in this mode.
         ("native::exit_codes_0_to_255", || exit_codes(Mode::Native)),
         ("native::pid1_is_systemd_and_running", || {

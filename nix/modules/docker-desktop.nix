@@ -17,7 +17,9 @@ in
     # Access to the socket Docker Desktop's proxy creates.
     users.groups.docker.members = [ config.users.users.${cfg.defaultUser}.name ];
 
-    wsl.links = lib.genAttrs [ "/bin/cat" "/bin/ls" "/bin/mkdir" "/bin/whoami" ]
+    # What Docker Desktop runs with `wsl.exe -e` (nix/README.md lists the release that
+    # needs each one): whoami since 4.45 without a shell, install and mv since 4.80.
+    wsl.links = lib.genAttrs [ "/bin/cat" "/bin/ls" "/bin/mkdir" "/bin/whoami" "/bin/install" "/bin/mv" ]
       (path: "${pkgs.coreutils}/bin/${baseNameOf path}")
     // lib.genAttrs [ "/bin/groupadd" "/bin/usermod" ]
       (path: "${pkgs.shadow}/bin/${baseNameOf path}");

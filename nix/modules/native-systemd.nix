@@ -24,9 +24,8 @@ in
 
   config = lib.mkIf (cfg.enable && cfg.nativeSystemd) {
     # WSL execs the default user's passwd shell directly, with `-c <command>` for
-    # `wsl -- <command>`. bash does not read NixOS' /etc/set-environment for -c commands,
-    # so the passwd shell is nixos-wsl-shell, which loads it and execs wsl.shell.
-    users.users.${cfg.defaultUser}.shell = "${cfg.package}/bin/nixos-wsl-shell";
+    # `wsl -- <command>`: shell.nix makes every user's passwd shell a per-shell link to
+    # nixos-wsl-shell, which loads NixOS' environment first.
 
     # WSL's readiness poll runs `/bin/sh -c "systemctl ... | grep ..."` with PATH unset.
     # nixpkgs' bash is built without a default PATH; its FHS variant keeps bash's
@@ -36,7 +35,6 @@ in
 
     wsl.links = {
       "/sbin/init" = "${cfg.package}/bin/nixos-wsl-init";
-      "/bin/login" = "${pkgs.shadow}/bin/login";
       "/bin/systemctl" = "${config.systemd.package}/bin/systemctl";
       "/bin/grep" = "${pkgs.gnugrep}/bin/grep";
     };

@@ -12,7 +12,10 @@ let
   cfg = config.wsl;
   inherit (lib) types;
 
-  user = config.users.users.${cfg.defaultUser};
+  # The default user as users.users defines it. Without wsl.enable the module does not
+  # create it, and the defaults below must still evaluate (`nixos-option wsl`, other
+  # modules reading config.wsl): then only the attribute name is known.
+  user = config.users.users.${cfg.defaultUser} or { name = cfg.defaultUser; uid = null; group = ""; };
   primaryGid = config.users.groups.${user.group}.gid or null;
 
   # WSL has no null: a key that is not written keeps WSL's own default.
@@ -73,6 +76,16 @@ in
             '';
             example = "metadata,umask=22,fmask=11";
             description = "Mount options for the Windows drives (drvfs). Definitions are joined with commas.";
+          };
+          ldconfig = lib.mkOption {
+            type = types.bool;
+            default = false;
+            example = true;
+            description = ''
+              Whether WSL adds the Windows GPU libraries to {file}`/etc/ld.so.conf.d` and
+              runs {file}`/sbin/ldconfig`. NixOS programs do not read ld.so.conf and NixOS has
+              no /sbin/ldconfig, so this stays off.
+            '';
           };
           mountFsTab = lib.mkOption {
             type = types.bool;

@@ -6,6 +6,7 @@
 
 let
   cfg = config.wsl;
+  inherit (lib) types;
 
   # `wsl.links`, rendered for the activation: replace each link atomically (a rename, as
   # NixOS does for /bin/sh), then remove the links an earlier generation created that this
@@ -31,7 +32,7 @@ in
     enable = lib.mkEnableOption "NixOS as a WSL distribution";
 
     defaultUser = lib.mkOption {
-      type = lib.types.str;
+      type = types.str;
       default = "nixos";
       example = "alice";
       description = ''
@@ -57,8 +58,27 @@ in
       defaultText = lib.literalMD "the static package of the flake (or default.nix) the module was imported from";
     };
 
+    extraBin = lib.mkOption {
+      type = types.attrsOf (types.either types.package types.path);
+      default = { };
+      example = lib.literalExpression ''
+        {
+          # usbipd-win up to 5.1 runs /sbin/modprobe, /bin/ls and /bin/cat.
+          ls = "''${pkgs.coreutils}/bin/ls";
+          modprobe = "''${pkgs.kmod}/bin/modprobe";
+        }
+      '';
+      description = ''
+        More programs to link into {file}`/bin` for tools that call them by absolute path
+        or with WSL's fixed PATH (`wsl.exe -e`): name in {file}`/bin`, then the program.
+        They are created like the module's own links (in the image, and by every
+        activation, which also removes links an earlier generation had and this one no
+        longer has).
+      '';
+    };
+
     links = lib.mkOption {
-      type = lib.types.attrsOf lib.types.str;
+      type = types.attrsOf types.str;
       default = { };
       example = { "/bin/mount" = "/nix/store/...-util-linux/bin/mount"; };
       internal = true;
@@ -72,12 +92,18 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    # WSL brings its own kernel, initrd and boot loader: NixOS builds none of them.
+    # WSL brings its own kernel, initrd and boot loader: NixOS builds none of them. In
+    # nixpkgs 25.11 the toplevel writes boot.json (bootspec) naming the kernel whenever
+    # bootspec is on and the system is not a container, whatever boot.kernel.enable says
+    # (top-level.nix, bootspec.nix), so bootspec goes too. boot.isContainer would also do
+    # it, but forces udev off and more that a WSL system keeps. checks/no-kernel.nix
+    # proves the closure has no kernel, initrd or firmware.
     boot = {
       initrd.enable = false;
       kernel.enable = false;
       loader.grub.enable = false;
       modprobeConfig.enable = false;
+      bootspec.enable = false;
     };
     # Without a boot loader switch-to-configuration would warn on every switch.
     system.build.installBootLoader = "${pkgs.coreutils}/bin/true";
@@ -123,16 +149,35 @@ in
     # a link when something, such as a tmpfs on /tmp, hid that mount.
     systemd.tmpfiles.rules = [ "L /tmp/.X11-unix - - - - /mnt/wslg/.X11-unix" ];
 
+    # Every program WSL runs inside the distribution by absolute path (microsoft/WSL
+    # src/linux/init: init.cpp, config.cpp, drvfs.cpp), where NixOS has nothing. /bin/sh
+    # is NixOS' own (environment.binsh). nix/README.md lists who calls each one.
     wsl.links = {
-      # WSL's own tooling runs /bin/mount by absolute path; NixOS has no /bin/mount.
+      # Mounting the Windows drives, `mount -a`, and the generated wslg.service.
       "/bin/mount" = "${pkgs.util-linux}/bin/mount";
-      # WSL's multi-call /init dispatches on argv[0].
+      # The generated wsl-mnt-guard.service (WSL >= 2.9.8): without it the unit fails
+      # (203/EXEC) and every `nixos-rebuild switch` exits 4.
+      "/bin/true" = "${pkgs.coreutils}/bin/true";
+      # `login -f <user>` opens the logind session in WSL's systemd mode.
+      "/bin/login" = "${pkgs.shadow}/bin/login";
+      # WSL's multi-call /init dispatches on argv[0] (WSL recreates this one at start too).
       "/bin/wslpath" = "/init";
-      # Scripts written for other distributions, and Microsoft's distribution validator.
+      # bash.exe on Windows, scripts written for other distributions, Microsoft's
+      # distribution validator.
       "/bin/bash" = "${pkgs.bashInteractive}/bin/bash";
-    };
+    } // lib.mapAttrs' (name: program: lib.nameValuePair "/bin/${name}" (toString program)) cfg.extraBin;
 
     environment.systemPackages = [ wslpath ];
+
+    assertions = lib.mapAttrsToList
+      (name: _: {
+        assertion = builtins.match "[^/]+" name != null && name != "." && name != "..";
+        message = ''
+          wsl.extraBin."${name}" is not a file name in /bin. Use the bare name, for example
+          wsl.extraBin.cat = "''${pkgs.coreutils}/bin/cat";.
+        '';
+      })
+      cfg.extraBin;
 
     system.activationScripts.nixos-wsl-links = {
       deps = [ ];

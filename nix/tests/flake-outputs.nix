@@ -1,86 +1,86 @@
-# Checks the outputs of flake.nix and default.nix by name and by wiring, evaluated
-# against the stand-in nixpkgs in ./stub-nixpkgs (nixpkgs itself cannot be fetched where
-# this runs). Evaluate with `nix-instantiate --eval --strict --json`: the result is a
-# list of "PASS <name>" / "FAIL <name>" lines; scripts/check-nix counts them.
+# The outputs of flake.nix and default.nix, evaluated for real: the real nixpkgs lib, and a
+# stand-in only for nixpkgs' packages and NixOS modules (./stub-nixpkgs, ./eval). Evaluate
+# with `nix-instantiate --eval --strict --json` (NIXOS_WSL_NIXPKGS_LIB set, as
+# scripts/check-nix does): the result is a list of "PASS <name>" / "FAIL <name>" lines.
 let
   stub = import ./stub-nixpkgs/stub.nix;
+  inherit (stub) lib;
   systems = [ "x86_64-linux" "aarch64-linux" ];
   all = builtins.all;
   hasAll = names: attrs: all (name: attrs ? ${name}) names;
-  # Every lookup below tolerates a missing attribute, so that a missing output fails its
-  # own test instead of aborting the evaluation of all of them.
-  get = path: attrs: builtins.foldl' (value: name: value.${name} or { }) attrs path;
+  pathOf = drv: drv.outPath or null;
 
   flake = import ../../flake.nix;
   self = flake.outputs { inherit self; nixpkgs = stub.flake; };
-  mysystem = get [ "nixosConfigurations" "mysystem" ] self;
-  packages = system: get [ "packages" system ] self;
+  packages = system: self.packages.${system} or { };
+  configurationOf = name: self.nixosConfigurations.${name};
 
   legacy = import ../../default.nix { nixpkgs = ./stub-nixpkgs; system = "x86_64-linux"; };
 
-  # Calls a NixOS module function with just the arguments the package injection reads.
-  callModule = module: module {
-    lib.mkDefault = value: { mkDefault = value; };
-    pkgs = stub.pkgs "x86_64-linux";
-  };
-
-  # Functions do not compare equal in Nix, so a module is recognised by what it imports.
-  isWslModule = module: builtins.isFunction module && (callModule module).imports or null == [ ../modules ];
-  modulesOf = configuration: configuration.args.modules or [ ];
+  # A module evaluated on its own (with the stand-in NixOS) for an architecture.
+  withModule = module: system: (stub.evalConfig {
+    modules = [ module { nixpkgs.hostPlatform = system; } ];
+  }).config;
 
   tests = {
     "flake: nixpkgs input pins a NixOS release branch" =
       builtins.match "github:NixOS/nixpkgs/nixos-[0-9][0-9]\\.[0-9][0-9]" flake.inputs.nixpkgs.url != null;
 
-    "flake: packages.x86_64-linux has default, installer, tarball" =
-      hasAll [ "default" "installer" "tarball" ] (packages "x86_64-linux");
-    "flake: packages.aarch64-linux has default" =
-      packages "aarch64-linux" ? default;
-    "flake: packages.*.default is the crate built with pkgsStatic" =
-      all (system: (packages system).default or null == "static:${system}:nixos-wsl.nix") systems;
-    "flake: packages installer and tarball are mysystem's system.build" =
-      let build = get [ "config" "system" "build" ] mysystem; in
-      hasAll [ "installer" "tarball" ] build
-      && (packages "x86_64-linux").installer or null == build.installer
-      && (packages "x86_64-linux").tarball or null == build.tarball;
+    "flake: packages has default, installer, tarball for both architectures" =
+      all (system: hasAll [ "default" "installer" "tarball" ] (packages system)) systems;
+    "flake: packages.*.default is the crate, static, for its architecture" =
+      all (system: let p = (packages system).default; in p.static && p.system == system && lib.hasPrefix "nixos-wsl-" p.name) systems;
+    "flake: each architecture's images are its configuration's system.build" =
+      all
+        (system:
+          let build = (configurationOf (if system == "x86_64-linux" then "mysystem" else "mysystem-aarch64")).config.system.build; in
+          pathOf (packages system).installer == pathOf build.installer
+          && pathOf (packages system).tarball == pathOf build.tarball)
+        systems;
 
-    "flake: nixosModules has default and wsl" =
-      hasAll [ "default" "wsl" ] (get [ "nixosModules" ] self);
-    "flake: nixosModules.wsl imports nix/modules and adds the package with mkDefault" =
-      let module = callModule (self.nixosModules.wsl or (_: { })); in
-      module.imports or null == [ ../modules ]
-      && module.wsl.package.mkDefault or null == (packages "x86_64-linux").default or { };
+    "flake: nixosModules has default and wsl" = hasAll [ "default" "wsl" ] (self.nixosModules or { });
+    "flake: nixosModules.default adds the architecture's package (mkDefault)" =
+      all (system: pathOf (withModule self.nixosModules.default system).wsl.package == pathOf (packages system).default) systems;
+    "flake: nixosModules.default's package can be replaced" =
+      (withModule { imports = [ self.nixosModules.default ]; wsl.package = stub.flake.legacyPackages.x86_64-linux.coreutils; } "x86_64-linux").wsl.package.name == "coreutils-9.7";
 
-    "flake: nixosConfigurations.mysystem is x86_64 with the module and nix/configurations/mysystem.nix" =
-      builtins.any isWslModule (modulesOf mysystem)
-      && builtins.elem ../configurations/mysystem.nix (modulesOf mysystem)
-      && builtins.elem { nixpkgs.hostPlatform = "x86_64-linux"; } (modulesOf mysystem);
-    "flake: mysystem has system.build.installer and tarball" =
-      hasAll [ "installer" "tarball" ] (get [ "config" "system" "build" ] mysystem);
+    "flake: nixosConfigurations mysystem and mysystem-aarch64 are WSL systems of their architecture" =
+      all
+        (name:
+          let c = (configurationOf name).config; in
+          c.wsl.enable
+          && c.nixpkgs.hostPlatform.system == (if name == "mysystem" then "x86_64-linux" else "aarch64-linux")
+          && c.wsl.package.system == c.nixpkgs.hostPlatform.system
+          && lib.hasPrefix "/nix/store/" c.system.build.toplevel.outPath)
+        [ "mysystem" "mysystem-aarch64" ];
+    "flake: nixosConfigurations record the nixpkgs they were built from" =
+      (configurationOf "mysystem").config.nixpkgs.flake.source == stub.flake.outPath;
 
-    "flake: checks has side-effects, nixpkgs-fmt, deadnix, options-doc for every system" =
-      all (system: hasAll [ "side-effects" "nixpkgs-fmt" "deadnix" "options-doc" ] (get [ "checks" system ] self)) systems;
+    "flake: checks has side-effects, options-doc, no-kernel, nixpkgs-fmt, deadnix for every system" =
+      all (system: hasAll [ "side-effects" "options-doc" "no-kernel" "nixpkgs-fmt" "deadnix" ] (self.checks.${system} or { })) systems;
+    "flake: checks evaluate (side-effects compares two systems' toplevels; options-doc renders)" =
+      all (system: all (check: lib.hasPrefix "/nix/store/" (pathOf self.checks.${system}.${check})) [ "side-effects" "options-doc" "no-kernel" ]) systems;
     "flake: checks contain every package" =
-      all (system: packages system != { } && hasAll (builtins.attrNames (packages system)) (get [ "checks" system ] self)) systems;
+      all (system: packages system != { } && all (name: pathOf self.checks.${system}.${name} == pathOf (packages system).${name}) (builtins.attrNames (packages system))) systems;
     "flake: formatter is nixpkgs-fmt for every system" =
-      all (system: get [ "formatter" system ] self == "nixpkgs-fmt:${system}") systems;
+      all (system: lib.hasPrefix "nixpkgs-fmt-" self.formatter.${system}.name) systems;
     "flake: devShells.*.default" =
-      all (system: get [ "devShells" system ] self ? default) systems;
+      all (system: self.devShells.${system} ? default) systems;
 
-    "default.nix: nixosConfigurations.mysystem.config.system.build has installer and tarball" =
-      hasAll [ "installer" "tarball" ] (get [ "nixosConfigurations" "mysystem" "config" "system" "build" ] legacy);
+    "default.nix: mysystem is the module's system with nixpkgs recorded" =
+      let c = legacy.nixosConfigurations.mysystem.config; in
+      c.wsl.enable && c.nixpkgs.flake.source != null
+      && pathOf legacy.packages.installer == pathOf c.system.build.installer;
     "default.nix: packages has default, installer, tarball" =
-      hasAll [ "default" "installer" "tarball" ] (get [ "packages" ] legacy);
+      hasAll [ "default" "installer" "tarball" ] (legacy.packages or { });
     "default.nix: nixosModules has default and wsl" =
-      hasAll [ "default" "wsl" ] (get [ "nixosModules" ] legacy);
-    "default.nix: the module imports nix/modules and adds the package with mkDefault" =
-      let module = callModule (legacy.nixosModules.wsl or (_: { })); in
-      module.imports or null == [ ../modules ]
-      && module.wsl.package.mkDefault or null == "static:x86_64-linux:nixos-wsl.nix";
-    "default.nix: mysystem uses the module and nix/configurations/mysystem.nix" =
-      let modules = modulesOf (get [ "nixosConfigurations" "mysystem" ] legacy); in
-      builtins.any isWslModule modules
-      && builtins.elem ../configurations/mysystem.nix modules;
+      hasAll [ "default" "wsl" ] (legacy.nixosModules or { });
+    "default.nix: the module adds the package" =
+      pathOf (withModule legacy.nixosModules.default "x86_64-linux").wsl.package == pathOf legacy.packages.default;
   };
+
+  result = name: value:
+    let outcome = builtins.tryEval value; in
+    (if outcome.success && outcome.value == true then "PASS " else "FAIL ") + name;
 in
-map (name: (if tests.${name} then "PASS " else "FAIL ") + name) (builtins.attrNames tests)
+lib.mapAttrsToList result tests

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use nix::sys::signal::Signal;
 
 use super::init::InitSpec;
@@ -50,6 +50,8 @@ pub struct DistroOptions {
     /// WSL's own systemd mode (`DistroOptions::wsl_systemd`, native.rs); `None`: WSL's init
     /// stays PID 1.
     pub wsl_systemd: Option<super::native::WslSystemd>,
+    /// Users' own shells as the NixOS module writes them (`DistroOptions::user_shell`).
+    pub user_shells: Vec<(String, String)>,
 }
 
 impl DistroOptions {
@@ -62,7 +64,18 @@ impl DistroOptions {
             keep: std::env::var_os("NIXOS_WSL_SIM_KEEP").is_some_and(|v| v == "1"),
             state_dir: None,
             wsl_systemd: None,
+            user_shells: Vec::new(),
         }
+    }
+
+    /// `users.users.<user>.shell = <real>` the way the NixOS module writes it to passwd: a
+    /// per-shell link `/nix/store/<hash>-nixos-wsl-shell-<name>/bin/<name>` to the shell
+    /// under test, with `shell` next to `bin/` linking the real one. A user missing from
+    /// passwd is added (uid 1001 on, group 100, home `/home/<user>`). Needs
+    /// `RootShell::NixosWslShell`.
+    pub fn user_shell(mut self, user: &str, real: &str) -> DistroOptions {
+        self.user_shells.push((user.into(), real.into()));
+        self
     }
 
     /// Adds a file (mode 0644) to the disk before the first boot.
@@ -257,10 +270,52 @@ impl Distro {
             let shell = &self.opts.root_shell;
             super::native::configure_disk(&upper, &self.rootfs.dir, mode, shell)?;
         }
+        self.write_user_shells(&upper)?;
         for (path, contents, mode) in &self.opts.files {
             write_under(&upper, &self.rootfs.dir, path, contents, *mode)?;
         }
         Ok(())
+    }
+
+    /// Applies `user_shells` to the disk (see [`DistroOptions::user_shell`]).
+    fn write_user_shells(&self, upper: &Path) -> Result<()> {
+        if self.opts.user_shells.is_empty() {
+            return Ok(());
+        }
+        let lower = &self.rootfs.dir;
+        let passwd = fs::read_to_string(upper.join("etc/passwd"))?;
+        let mut lines: Vec<String> = passwd.lines().map(str::to_owned).collect();
+        for (i, (user, real)) in self.opts.user_shells.iter().enumerate() {
+            let name = Path::new(real)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("shell {real} has no file name"))?;
+            let dir = format!("/nix/store/{i:032}-nixos-wsl-shell-{name}");
+            let link = format!("{dir}/bin/{name}");
+            symlink_under(upper, lower, &link, SHELL_PATH)?;
+            symlink_under(upper, lower, &format!("{dir}/shell"), real)?;
+            match lines
+                .iter_mut()
+                .find(|l| l.split(':').next() == Some(user.as_str()))
+            {
+                Some(line) => {
+                    let mut fields: Vec<&str> = line.split(':').collect();
+                    ensure!(fields.len() == 7, "malformed passwd line for {user}");
+                    fields[6] = &link;
+                    *line = fields.join(":");
+                }
+                None => {
+                    let uid = 1001 + i as u32;
+                    lines.push(format!("{user}:x:{uid}:100::/home/{user}:{link}"));
+                    let home = parents_under(upper, lower, &format!("/home/{user}/.keep"))?;
+                    let home = home.parent().context("home")?;
+                    std::os::unix::fs::lchown(home, Some(uid), Some(100))?;
+                    fs::set_permissions(home, fs::Permissions::from_mode(0o700))?;
+                }
+            }
+        }
+        let passwd = lines.join("\n") + "\n";
+        write_under(upper, lower, "/etc/passwd", passwd.as_bytes(), 0o644)
     }
 
     fn mnt_wsl(&self) -> PathBuf {
@@ -477,6 +532,27 @@ pub(super) fn write_under(
     contents: &[u8],
     mode: u32,
 ) -> Result<()> {
+    let dst = parents_under(upper, lower, path)?;
+    if fs::symlink_metadata(&dst).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::remove_file(&dst)?;
+    }
+    fs::write(&dst, contents).with_context(|| format!("writing {}", dst.display()))?;
+    fs::set_permissions(&dst, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Creates the symlink `path` -> `target` on the disk (replacing what is there).
+pub(super) fn symlink_under(upper: &Path, lower: &Path, path: &str, target: &str) -> Result<()> {
+    let dst = parents_under(upper, lower, path)?;
+    if fs::symlink_metadata(&dst).is_ok() {
+        fs::remove_file(&dst)?;
+    }
+    std::os::unix::fs::symlink(target, &dst).with_context(|| format!("linking {}", dst.display()))
+}
+
+/// The upper-dir path of `path`, with its missing parent directories created like the
+/// rootfs' (mode and owner), never through a symlink.
+fn parents_under(upper: &Path, lower: &Path, path: &str) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let rel = path.trim_start_matches('/');
     let dst = upper.join(rel);
@@ -504,10 +580,5 @@ pub(super) fn write_under(
             }
         }
     }
-    if fs::symlink_metadata(&dst).is_ok_and(|m| m.file_type().is_symlink()) {
-        fs::remove_file(&dst)?;
-    }
-    fs::write(&dst, contents).with_context(|| format!("writing {}", dst.display()))?;
-    fs::set_permissions(&dst, fs::Permissions::from_mode(mode))?;
-    Ok(())
+    Ok(dst)
 }

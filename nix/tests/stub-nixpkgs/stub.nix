@@ -1,45 +1,23 @@
-# A stand-in for nixpkgs: just enough of `lib` and of a package set to evaluate
-# flake.nix and default.nix offline, where no nixpkgs exists, and check how their
-# outputs are named and wired. Values are marker strings; nothing here builds.
+# A stand-in for the nixpkgs flake: the real nixpkgs lib (../eval/lib.nix), with
+# lib.nixosSystem evaluating the stand-in NixOS (../eval/eval-config.nix), and the
+# stand-in packages. Only what nixpkgs' package set and its ~1,500 NixOS modules would
+# provide is a stand-in; every lib function is the real one.
 let
-  genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+  lib = import ../eval/lib.nix;
+  evalConfig = import ../eval/eval-config.nix { inherit lib; };
+  pkgs = system: import ../eval/pkgs.nix { inherit lib system; };
 
-  # What nixpkgs.lib.nixosSystem and nixos/lib/eval-config.nix return, reduced to the
-  # attributes the outputs refer to, plus the arguments they were called with.
-  nixosSystem = args: {
-    inherit args;
-    config.system.build = {
-      installer = "installer";
-      tarball = "tarball";
-    };
-    options = { };
-  };
-
-  lib = {
-    inherit genAttrs nixosSystem;
-    optionalAttrs = condition: attrs: if condition then attrs else { };
-  };
-
-  pkgs = system: {
-    inherit lib;
-    stdenv.hostPlatform = { inherit system; };
-    pkgsStatic.callPackage = path: _: "static:${system}:${baseNameOf path}";
-    mkShell = _: "shell:${system}";
-    runCommand = name: _: _: "check:${name}";
-    nixosOptionsDoc = _: { optionsJSON = "options-doc"; };
-    cargo = "cargo";
-    clippy = "clippy";
-    rustc = "rustc";
-    rustfmt = "rustfmt";
-    nixpkgs-fmt = "nixpkgs-fmt:${system}";
-    deadnix = "deadnix";
-  };
+  # nixpkgs' flake.nix: nixosSystem records the nixpkgs it came from.
+  nixosSystem = args: evalConfig (args // {
+    modules = args.modules ++ [{ nixpkgs.flake.source = toString ./.; }];
+  });
 in
 {
-  inherit lib pkgs;
-  # The nixpkgs flake's outputs.
+  inherit pkgs evalConfig;
+  lib = lib // { inherit nixosSystem; };
   flake = {
-    inherit lib;
-    legacyPackages = genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgs;
+    lib = lib // { inherit nixosSystem; };
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgs;
+    outPath = toString ./.;
   };
 }

@@ -1,2 +1,2 @@
 # nixos/lib/eval-config.nix of the stand-in (see ../../stub.nix).
-(import ../../stub.nix).lib.nixosSystem
+(import ../../stub.nix).evalConfig

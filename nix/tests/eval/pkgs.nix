@@ -1,0 +1,86 @@
+# Stand-in packages: what nixpkgs' package set would provide, and nothing nixpkgs' lib
+# provides (that is the real lib). Every package is a real `derivation` whose store path
+# depends on its name, its inputs and (for build helpers) its build script, so two
+# configurations that differ anywhere a build would see have different store paths, and a
+# test can read a derivation's inputs back as attributes. Nothing here is ever built:
+# `builder` does not exist.
+{ lib, system }:
+
+let
+  drv = name: attrs: derivation ({
+    inherit name system;
+    builder = "/stand-in/not-buildable";
+  } // attrs);
+
+  # A package: a derivation plus the attributes nixpkgs gives it (passthru, meta).
+  package = name: passthru: drv name { } // passthru;
+
+  # Shells carry `shellPath` (types.shellPackage; nixos/lib/utils.nix' toShellPath).
+  shell = name: path: package name { shellPath = path; };
+
+  packages = static:
+    let
+      self = {
+        inherit lib;
+        stdenv.hostPlatform = lib.systems.elaborate system;
+
+        # pkgs/build-support/trivial-builders/default.nix
+        runCommand = name: env: buildCommand: drv name (env // { inherit buildCommand; });
+        writeText = name: text: drv name { inherit text; passAsFile = [ "text" ]; };
+        # pkgs/build-support/closure-info.nix
+        closureInfo = { rootPaths }: drv "closure-info" { inherit rootPaths; };
+        # pkgs/build-support/buildenv/default.nix
+        buildEnv = { name, paths, ... }: drv name { inherit paths; };
+        # pkgs/build-support/mkshell/default.nix
+        mkShell = { packages ? [ ], ... }: drv "nix-shell" { inherit packages; };
+        # nixos/lib/make-options-doc/default.nix: the real one renders every option's
+        # description, default and example; so does this (forcing them), as JSON.
+        nixosOptionsDoc = { options, ... }: {
+          optionsJSON = self.writeText "options.json" (builtins.toJSON
+            (map (opt: removeAttrs opt [ "declarations" "loc" ]) (lib.optionAttrSetToDocList options)));
+        };
+
+        # pkgs/top-level/stage.nix: a static package set; callPackage fills the package's
+        # arguments from this set.
+        pkgsStatic = packages true;
+        callPackage = fn: args:
+          let f = if builtins.isFunction fn then fn else import fn; in
+          f (builtins.intersectAttrs (builtins.functionArgs f) self // args);
+        # pkgs/build-support/rust/build-rust-package/default.nix
+        rustPlatform.buildRustPackage = args: drv "${args.pname}-${args.version}"
+          {
+            inherit (args) src;
+            cargoLock = args.cargoLock.lockFile;
+            inherit static;
+          } // { inherit (args) meta; };
+
+        bashInteractive = shell "bash-interactive-5.3" "/bin/bash";
+        bashInteractiveFHS = shell "bash-interactive-fhs-5.3" "/bin/bash";
+        zsh = shell "zsh-5.9" "/bin/zsh";
+        fish = shell "fish-4.0" "/bin/fish";
+        dash = shell "dash-0.5.12" "/bin/dash";
+        xonsh = shell "xonsh-0.19" "/bin/xonsh";
+        # pkgs/os-specific/linux/shadow: users-groups' default shell is nologin.
+        shadow = shell "shadow-4.17" "/bin/nologin";
+
+        coreutils = package "coreutils-9.7" { };
+        util-linux = package "util-linux-2.41" { };
+        gnugrep = package "gnugrep-3.12" { };
+        docker-client = package "docker-28.3" { };
+        nix = package "nix-2.31" { };
+        systemd = package "systemd-258" { };
+        perl = package "perl-5.40" { };
+        linux = package "linux-6.12.40" { };
+        linux-firmware = package "linux-firmware-20250808" { };
+
+        nixpkgs-fmt = package "nixpkgs-fmt-1.3.0" { };
+        deadnix = package "deadnix-1.3.0" { };
+        cargo = package "cargo-1.89" { };
+        clippy = package "clippy-1.89" { };
+        rustc = package "rustc-1.89" { };
+        rustfmt = package "rustfmt-1.89" { };
+      };
+    in
+    self;
+in
+packages false
