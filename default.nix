@@ -30,6 +30,15 @@ let
     then builtins.path { path = nixpkgs; name = "source"; }
     else nixpkgs;
 
+  # What the installed system's /etc/nixos/configuration.nix imports (through `<nixos-wsl>`,
+  # which the module puts on NIX_PATH): the module, and the nixpkgs this is evaluated with
+  # (`<nixpkgs>`, pinned by the system itself) recorded as the system's, so that <nixpkgs>
+  # and `nixpkgs#` stay pinned to it across rebuilds, as they are for flakes.
+  installed = { lib, ... }: {
+    imports = [ wsl ];
+    nixpkgs.flake.source = lib.mkDefault nixpkgsSource;
+  };
+
   mysystem = import (nixpkgs + "/nixos/lib/eval-config.nix") {
     system = null;
     modules = [
@@ -49,7 +58,7 @@ in
   };
 
   nixosModules = {
-    inherit wsl;
+    inherit wsl installed;
     default = wsl;
   };
 

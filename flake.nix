@@ -27,9 +27,16 @@
     {
       # The crate, statically linked, and the images of that architecture's configuration
       # (`nix build .#installer`).
+      # `nix build .#wsl` gives result/nixos.wsl; `.#wsl-manifest` the DistributionInfo.json
+      # entry for both architectures' `.wsl` files.
       packages = forAllSystems (system: {
         default = (pkgsFor system).pkgsStatic.callPackage ./nix/packages/nixos-wsl.nix { };
-        inherit (configurationFor.${system}.config.system.build) installer tarball;
+        inherit (configurationFor.${system}.config.system.build) installer tarball wsl;
+        wsl-manifest = (pkgsFor system).callPackage ./nix/packages/wsl-manifest.nix {
+          nixos-wsl = self.packages.${system}.default;
+          images = lib.genAttrs systems (system: self.packages.${system}.wsl);
+          release = lib.trivial.release;
+        };
       });
 
       # The module does not depend on the flake; this adds the flake's package.

@@ -10,6 +10,8 @@
     ./interop.nix
     ./docker-desktop.nix
     ./start-menu.nix
+    ./distribution.nix
+    ./rebuild.nix
     ./tarball.nix
   ];
 }

@@ -1,106 +1,177 @@
-# The artifacts `wsl --import` takes: system.build.tarball (the root file system) and
-# system.build.installer (that root file system wrapped for a first boot that unpacks it).
+# The images: system.build.tarball (the root file system), system.build.installer (that root
+# file system wrapped for a first boot that unpacks it; `wsl --import`) and system.build.wsl
+# (the same as a `.wsl` file, which WSL 2.4.4 and later installs by double-click).
 #
-# A derivation lays out the root file system as it must look before the first
-# activation; the crate's tarball tool packs it together with the system closure from the
-# build's /nix/store (sorted, fixed mtime, numeric owner root) and checks the result the
-# way WSL will read it. No VM, no chroot, no root, and unlike make-system-tarball (which
-# ships a nix-path-registration file for the first boot to load) the Nix database is
-# loaded at build time, so the store is valid the moment the tarball is unpacked.
+# The root file system is laid out by `nixos-wsl tarball rootfs` from a spec this module
+# writes (a plain list of files, links and the system closure, below), the same program CI
+# runs on a small real Nix store: the layout, the Nix database loaded from closureInfo's
+# registration (so the store is valid the moment the tarball is unpacked), the system
+# profile, then the reproducible tarball with the closure. No VM, no chroot, no root.
 { config, lib, pkgs, utils, ... }:
 
 let
   cfg = config.wsl;
+  inherit (lib) types;
   inherit (config.system.build) toplevel;
 
   tool = "${cfg.package}/bin/nixos-wsl";
 
   closure = pkgs.closureInfo { rootPaths = [ toplevel ]; };
 
-  # A minimal /etc/passwd and /etc/group for the first boot. WSL resolves the session
-  # user from /etc/passwd before any activation (and falls back to a bare /bin/sh when
-  # it finds nothing); the activation later rewrites both files from users.users.
-  users = map (name: config.users.users.${name}) [ "root" cfg.defaultUser ];
-  gidOf = name: config.users.groups.${name}.gid or null;
-  passwd = lib.concatMapStrings
-    (user: lib.optionalString (user.uid != null && gidOf user.group != null)
-      "${user.name}:x:${toString user.uid}:${toString (gidOf user.group)}:${user.description}:${user.home}:${utils.toShellPath user.shell}\n")
-    users;
-  group = lib.concatMapStrings
-    (name: lib.optionalString (gidOf name != null)
-      "${name}:x:${toString (gidOf name)}:${lib.concatStringsSep "," config.users.groups.${name}.members}\n")
-    (lib.unique (lib.concatMap (user: [ user.group ] ++ user.extraGroups) users));
+  # The first-boot /etc/passwd, /etc/group and /etc/shadow: root only. WSL resolves the
+  # session user from /etc/passwd before any activation (falling back to root); the first
+  # activation writes all three from users.users, and creates the default user then, which
+  # is what Microsoft's rules for `.wsl` files expect ([oobe] defaultUid must not exist yet).
+  root = config.users.users.root;
+  passwd = pkgs.writeText "passwd" "root:x:0:0:${root.description}:${root.home}:${utils.toShellPath root.shell}\n";
+  group = pkgs.writeText "group" "root:x:0:\n";
+  shadow = pkgs.writeText "shadow" "root:!:1::::::\n";
+  nixosMarker = pkgs.writeText "NIXOS" "";
 
-  # Everything wsl.links creates at activation, plus /bin/sh, which NixOS' own
-  # activation creates from environment.binsh.
+  # (Without wsl.enable there are no such files, and wsl.tarball.files must still be readable.)
+  etc = name: (config.environment.etc.${name} or { source = null; }).source;
+
+  # /etc/nixos: the user's directory, or the generated configuration.
+  nixosConfig =
+    if cfg.tarball.configPath != null then cfg.tarball.configPath
+    else
+      pkgs.runCommand "etc-nixos" { } (''
+        mkdir -p "$out"
+      '' + lib.concatStrings (lib.mapAttrsToList
+        (name: text: ''
+          cp ${pkgs.writeText name text} "$out/"${lib.escapeShellArg name}
+        '')
+        cfg.tarball.configuration));
+
+  ownFiles = lib.mapAttrs (_: file: { mode = "0644"; uid = 0; gid = 0; } // file) {
+    "/etc/wsl.conf".source = etc "wsl.conf";
+    "/etc/nixos-wsl.conf".source = etc "nixos-wsl.conf";
+    "/etc/wsl-distribution.conf".source = etc "wsl-distribution.conf";
+    "/etc/passwd".source = passwd;
+    "/etc/group".source = group;
+    "/etc/shadow" = { source = shadow; mode = "0600"; };
+    # nixos-rebuild refuses to run on a system without it.
+    "/etc/NIXOS".source = nixosMarker;
+  };
+
+  # Everything wsl.links creates at activation, plus /bin/sh, which NixOS' own activation
+  # creates from environment.binsh.
   links = cfg.links // { "/bin/sh" = config.environment.binsh; };
 
-  rootfs = pkgs.runCommand "nixos-wsl-rootfs"
-    {
-      nativeBuildInputs = [ config.nix.package ];
-      passAsFile = [ "passwd" "group" ];
-      inherit passwd group;
-    }
-    ''
-      root="$NIX_BUILD_TOP/root"
-      mkdir -p "$root"/{bin,dev,etc,mnt,proc,run,sys} "$root/nix/store"
-      install -d -m 0700 "$root/root"
-      install -d -m 1777 "$root/tmp"
+  # The spec `nixos-wsl tarball rootfs` reads: one entry a line, fields separated by tabs.
+  spec = lib.concatLines (
+    [
+      "closure\t${closure}"
+      "nix-store\t${config.nix.package}/bin/nix-store"
+      "system\t${toplevel}"
+      "tree\t/etc/nixos\t${nixosConfig}"
+    ]
+    ++ lib.mapAttrsToList (path: file: "file\t${path}\t${file.mode}\t${toString file.uid}\t${toString file.gid}\t${file.source}") cfg.tarball.files
+    ++ lib.mapAttrsToList (path: target: "link\t${path}\t${target}") links
+  );
 
-      # Read by WSL and by nixos-wsl-shell before the first activation links them.
-      install -m 0644 ${config.environment.etc."wsl.conf".source} "$root/etc/wsl.conf"
-      install -m 0644 ${config.environment.etc."nixos-wsl.conf".source} "$root/etc/nixos-wsl.conf"
-      install -m 0644 "$passwdPath" "$root/etc/passwd"
-      install -m 0644 "$groupPath" "$root/etc/group"
-      # nixos-rebuild refuses to run on a system without it.
-      touch "$root/etc/NIXOS"
+  products = path: ''
+    mkdir -p "$out/nix-support"
+    echo "file system-tarball $out/${path}" > "$out/nix-support/hydra-build-products"
+  '';
 
-      ${lib.concatStrings (lib.mapAttrsToList (path: target: ''
-        mkdir -p "$root"${lib.escapeShellArg (dirOf path)}
-        ln -s ${lib.escapeShellArg target} "$root"${lib.escapeShellArg path}
-      '') links)}
+  rootfs = pkgs.runCommand "nixos-wsl-rootfs" { inherit spec; passAsFile = [ "spec" ]; } (''
+    mkdir -p "$out/tarball"
+    export HOME="$NIX_BUILD_TOP"
+    ${tool} tarball rootfs --spec "$specPath" --work "$NIX_BUILD_TOP/root" --mtime 1 \
+      --output "$out/tarball/nixos-wsl.tar.gz"
+  '' + products "tarball/nixos-wsl.tar.gz");
 
-      # The Nix database, so the closure is registered as valid on first boot. The
-      # sandbox has no daemon and no root: nix-store opens a store rooted at $root.
-      export HOME="$NIX_BUILD_TOP"
-      nix-store --load-db --store "$root" --option build-users-group "" < ${closure}/registration
-      # Keep only the database: the rest of the state nix-store created refers to paths
-      # under $root (gcroots/profiles would point at the build directory, so the
-      # garbage collector would no longer see the system profile as a root), and
-      # db/reserved is 8 MiB of padding nix recreates on demand.
-      find "$root/nix/var/nix" -mindepth 1 -maxdepth 1 ! -name db -exec rm -rf {} +
-      rm -f "$root/nix/var/nix/db/reserved"
-      mkdir -p "$root/nix/var/nix/gcroots" "$root/nix/var/nix/profiles"
-      ln -s /nix/var/nix/profiles "$root/nix/var/nix/gcroots/profiles"
-
-      # The system profile, as nixos-rebuild would leave it: generation 1 is this system.
-      ln -s ${toplevel} "$root/nix/var/nix/profiles/system-1-link"
-      ln -s system-1-link "$root/nix/var/nix/profiles/system"
-
-      mkdir -p "$out/tarball" "$out/nix-support"
-      ${tool} tarball build --source "$root" --store-paths ${closure}/store-paths \
-        --mtime 1 --output "$out/tarball/nixos-wsl.tar.gz"
-      ${tool} tarball verify "$out/tarball/nixos-wsl.tar.gz"
-      echo "file system-tarball $out/tarball/nixos-wsl.tar.gz" > "$out/nix-support/hydra-build-products"
-    '';
-
-  installer = pkgs.runCommand "nixos-wsl-installer" { } ''
-    mkdir -p "$out/tarball" "$out/nix-support"
+  installer = pkgs.runCommand "nixos-wsl-installer" { } (''
+    mkdir -p "$out/tarball"
     ${tool} tarball installer --rootfs ${rootfs}/tarball/nixos-wsl.tar.gz \
       --installer ${cfg.package}/bin/nixos-wsl-installer \
       --output "$out/tarball/nixos-wsl-installer.tar.gz"
-    ${tool} tarball verify "$out/tarball/nixos-wsl-installer.tar.gz"
-    echo "file system-tarball $out/tarball/nixos-wsl-installer.tar.gz" > "$out/nix-support/hydra-build-products"
-  '';
+    ${tool} tarball verify --arch ${arch} "$out/tarball/nixos-wsl-installer.tar.gz"
+  '' + products "tarball/nixos-wsl-installer.tar.gz");
+
+  arch = config.nixpkgs.hostPlatform.parsed.cpu.name;
+
+  # The installer tarball is what a `.wsl` file holds; the name tells WSL (and Windows'
+  # double-click) what it is. Checked against every one of Microsoft's rules, with no
+  # warning allowed.
+  wsl = pkgs.runCommand "nixos-wsl-wsl" { } (''
+    mkdir -p "$out"
+    cp ${installer}/tarball/nixos-wsl-installer.tar.gz "$out/nixos.wsl"
+    ${tool} tarball verify --modern --strict --arch ${arch} "$out/nixos.wsl"
+  '' + products "nixos.wsl");
+
+  extraFile = {
+    options = {
+      source = lib.mkOption {
+        type = types.path;
+        example = lib.literalExpression "./gitconfig";
+        description = "The file's contents.";
+      };
+      mode = lib.mkOption {
+        type = types.strMatching "0?[0-7]{3,4}";
+        default = "0644";
+        example = "0600";
+        description = "Its mode.";
+      };
+      uid = lib.mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        example = 1000;
+        description = "Its owner (a number: the image is built before any user exists).";
+      };
+      gid = lib.mkOption {
+        type = types.ints.unsigned;
+        default = 0;
+        example = 100;
+        description = "Its group (a number).";
+      };
+    };
+  };
 in
 {
+  options.wsl.tarball.files = lib.mkOption {
+    type = types.attrsOf types.raw;
+    readOnly = true;
+    internal = true;
+    default = ownFiles // cfg.tarball.extraFiles;
+    description = "Every file the root file system gets besides the closure and the links.";
+  };
+
+  options.wsl.tarball.extraFiles = lib.mkOption {
+    type = types.attrsOf (types.submodule extraFile);
+    default = { };
+    example = lib.literalExpression ''
+      {
+        "/home/nixos/.gitconfig" = { source = ./gitconfig; uid = 1000; gid = 100; };
+        "/usr/local/share/ca-certificates/corp.crt".source = ./corp.crt;
+      }
+    '';
+    description = ''
+      Files the images carry besides the system (dotfiles, certificates): absolute path in
+      the image, then the file. Directories that do not exist are created root-owned.
+    '';
+  };
+
   config = lib.mkIf cfg.enable {
+    assertions = lib.mapAttrsToList
+      (path: _: {
+        assertion = builtins.match "/[^\t\n]*" path != null && !lib.hasInfix "/../" "${path}/";
+        message = ''
+          wsl.tarball.extraFiles."${path}" is not an absolute path without "..", tabs or
+          newlines. Name the file by its absolute path in the image.
+        '';
+      })
+      cfg.tarball.extraFiles;
+
     system.build = {
-      # `wsl --import <name> <dir> result/tarball/nixos-wsl.tar.gz`
+      # `wsl --import <name> <dir> result/tarball/nixos-wsl.tar.gz` (hard links included:
+      # import it only where they are supported, else use the installer)
       tarball = rootfs;
-      # `wsl --import <name> <dir> result/tarball/nixos-wsl-installer.tar.gz`: no hard
-      # links, unpacks the root file system on first boot.
+      # `wsl --import <name> <dir> result/tarball/nixos-wsl-installer.tar.gz`
       inherit installer;
+      # double-click result/nixos.wsl, or `wsl --install --from-file result/nixos.wsl`
+      inherit wsl;
     };
   };
 }

@@ -30,8 +30,12 @@ let
     inherit description;
   };
 
+  # Null leaves a key out. So does `[boot] systemd = false`, WSL's default anyway: Microsoft's
+  # distribution validator reads any value there, even false, as on, and then demands an ELF
+  # /sbin/init (validate-modern.py), which the namespace mode does not have.
+  keep = section: key: value: value != null && !(section == "boot" && key == "systemd" && value == false);
   render = settings: lib.generators.toINI { } (lib.filterAttrs (_: keys: keys != { })
-    (lib.mapAttrs (_: lib.filterAttrs (_: value: value != null)) settings));
+    (lib.mapAttrs (section: lib.filterAttrs (keep section)) settings));
 in
 {
   options.wsl.wslConf = lib.mkOption {

@@ -171,7 +171,7 @@ in
 
     assertions = lib.mapAttrsToList
       (name: _: {
-        assertion = builtins.match "[^/]+" name != null && name != "." && name != "..";
+        assertion = builtins.match "[^/\t\n]+" name != null && name != "." && name != "..";
         message = ''
           wsl.extraBin."${name}" is not a file name in /bin. Use the bare name, for example
           wsl.extraBin.cat = "''${pkgs.coreutils}/bin/cat";.

@@ -9,6 +9,8 @@ let
   all = builtins.all;
   hasAll = names: attrs: all (name: attrs ? ${name}) names;
   pathOf = drv: drv.outPath or null;
+  # Nix before 2.12 refuses to match against a string that names store paths.
+  contains = needle: text: lib.hasInfix (builtins.unsafeDiscardStringContext needle) (builtins.unsafeDiscardStringContext text);
 
   flake = import ../../flake.nix;
   self = flake.outputs { inherit self; nixpkgs = stub.flake; };
@@ -26,8 +28,19 @@ let
     "flake: nixpkgs input pins a NixOS release branch" =
       builtins.match "github:NixOS/nixpkgs/nixos-[0-9][0-9]\\.[0-9][0-9]" flake.inputs.nixpkgs.url != null;
 
-    "flake: packages has default, installer, tarball for both architectures" =
-      all (system: hasAll [ "default" "installer" "tarball" ] (packages system)) systems;
+    "flake: packages has default, installer, tarball, wsl, wsl-manifest for both architectures" =
+      all (system: hasAll [ "default" "installer" "tarball" "wsl" "wsl-manifest" ] (packages system)) systems;
+    "flake: each .wsl file is checked for its own architecture" =
+      contains "verify --modern --strict --arch x86_64" (packages "x86_64-linux").wsl.buildCommand
+      && contains "verify --modern --strict --arch aarch64" (packages "aarch64-linux").wsl.buildCommand;
+    "flake: wsl-manifest hashes both architectures' .wsl files for a NixOS-<release> entry" =
+      let script = (packages "x86_64-linux").wsl-manifest.buildCommand; in
+      contains "${(packages "x86_64-linux").default}/bin/nixos-wsl tarball manifest" script
+      && contains "--flavor NixOS --name NixOS-${lib.trivial.release}" script
+      && contains "--amd64 ${(packages "x86_64-linux").wsl}/nixos.wsl file:///C:/nixos-wsl/nixos-x86_64.wsl" script
+      && contains "--arm64 ${(packages "aarch64-linux").wsl}/nixos.wsl file:///C:/nixos-wsl/nixos-aarch64.wsl" script;
+    "flake: wsl-manifest's release URL can be changed" =
+      contains "https://example.org/r/nixos-x86_64.wsl" ((packages "x86_64-linux").wsl-manifest.override { baseUrl = "https://example.org/r"; }).buildCommand;
     "flake: packages.*.default is the crate, static, for its architecture" =
       all (system: let p = (packages system).default; in p.static && p.system == system && lib.hasPrefix "nixos-wsl-" p.name) systems;
     "flake: each architecture's images are its configuration's system.build" =
@@ -35,7 +48,8 @@ let
         (system:
           let build = (configurationOf (if system == "x86_64-linux" then "mysystem" else "mysystem-aarch64")).config.system.build; in
           pathOf (packages system).installer == pathOf build.installer
-          && pathOf (packages system).tarball == pathOf build.tarball)
+          && pathOf (packages system).tarball == pathOf build.tarball
+          && pathOf (packages system).wsl == pathOf build.wsl)
         systems;
 
     "flake: nixosModules has default and wsl" = hasAll [ "default" "wsl" ] (self.nixosModules or { });

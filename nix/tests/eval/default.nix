@@ -13,15 +13,17 @@
 let
   lib = import ./lib.nix;
   evalConfig = import ./eval-config.nix { inherit lib; };
-  inherit (import ./helpers.nix { inherit lib; }) render forced forcedAll passwdShells iniSections store contains startsWith matches;
+  inherit (import ./helpers.nix { inherit lib; }) render forced forcedAll passwdShells iniSections store contains startsWith matches plain;
 
   # The module as users import it (flake.nix' nixosModules.default): plus its package.
   wsl = { lib, pkgs, ... }: {
     imports = [ modules ];
     wsl.package = lib.mkDefault (pkgs.pkgsStatic.callPackage ../../packages/nixos-wsl.nix { });
   };
+  # As lib.nixosSystem evaluates a flake's configuration: the nixpkgs it came from recorded.
   base = {
     nixpkgs.hostPlatform = lib.mkDefault "x86_64-linux";
+    nixpkgs.flake.source = (import ../stub-nixpkgs/stub.nix).flake.outPath;
     system.stateVersion = "25.11";
   };
   eval = extra: evalConfig { modules = [ base ] ++ extra; };
@@ -77,19 +79,61 @@ let
         "no kernel, initrd, firmware or bootspec in the toplevel" =
           !lib.any (input: lib.elem input [ "kernel" "kernelModules" "initrd" "bootspec" "firmware" ]) (toplevelInputs c);
         "wsl.package is the static build" = c.wsl.package.static;
-        "the tarball's first-boot passwd has root and nixos with their per-shell links" =
-          c.system.build.tarball.passwd == ''
-            root:x:0:0:System administrator:/root:${c.users.users.root.shell}
-            nixos:x:1000:100::/home/nixos:${c.users.users.nixos.shell}
-          '';
-        "the tarball creates every link and loads the closure's registration" =
-          let script = c.system.build.tarball.buildCommand; in
-          lib.all (path: contains "ln -s ${lib.escapeShellArg c.wsl.links.${path}} \"$root\"${lib.escapeShellArg path}" script) (lib.attrNames c.wsl.links)
-            && contains "ln -s ${lib.escapeShellArg c.environment.binsh} \"$root\"/bin/sh" script
-            && contains "${c.system.build.toplevel}" script
-            && contains "nix-store --load-db" script;
-        "the installer wraps the tarball" =
-          contains "--rootfs ${c.system.build.tarball}/tarball/nixos-wsl.tar.gz" c.system.build.installer.buildCommand;
+        "the first-boot passwd, group and shadow have root only (the activation creates nixos)" =
+          let files = c.wsl.tarball.files; in
+          files."/etc/passwd".source.text == "root:x:0:0:System administrator:/root:${c.users.users.root.shell}\n"
+            && files."/etc/group".source.text == "root:x:0:\n"
+            && files."/etc/shadow".source.text == "root:!:1::::::\n" && files."/etc/shadow".mode == "0600";
+        "the rootfs spec names the closure, nix-store, the system and /etc/nixos" =
+          let spec = lib.splitString "\n" c.system.build.tarball.spec; in
+          lib.elem "closure\t${mysystemPkgs.closureInfo { rootPaths = [ c.system.build.toplevel ]; }}" spec
+            && lib.elem "nix-store\t${mysystemPkgs.nix}/bin/nix-store" spec
+            && lib.elem "system\t${c.system.build.toplevel}" spec
+            && lib.any (line: startsWith "tree\t/etc/nixos\t/nix/store/" line) spec;
+        "the rootfs spec creates every link, /bin/sh, and every file with its mode and owner" =
+          let spec = lib.splitString "\n" c.system.build.tarball.spec; in
+          lib.all (path: lib.elem "link\t${path}\t${c.wsl.links.${path}}" spec) (lib.attrNames c.wsl.links)
+            && lib.elem "link\t/bin/sh\t${c.environment.binsh}" spec
+            && lib.all (path: let f = c.wsl.tarball.files.${path}; in lib.elem "file\t${path}\t${f.mode}\t${toString f.uid}\t${toString f.gid}\t${f.source}" spec)
+            (lib.attrNames c.wsl.tarball.files);
+        "the installer wraps the tarball and is checked for its architecture" =
+          contains "--rootfs ${c.system.build.tarball}/tarball/nixos-wsl.tar.gz" c.system.build.installer.buildCommand
+            && contains "tarball verify --arch x86_64" c.system.build.installer.buildCommand;
+        "the .wsl file is the installer, checked against Microsoft's rules with no warning allowed" =
+          contains "cp ${c.system.build.installer}/tarball/nixos-wsl-installer.tar.gz \"$out/nixos.wsl\"" c.system.build.wsl.buildCommand
+            && contains "tarball verify --modern --strict --arch x86_64 \"$out/nixos.wsl\"" c.system.build.wsl.buildCommand;
+        "/etc/wsl-distribution.conf" = iniSections (etc c "wsl-distribution.conf") == {
+          oobe = { defaultName = "NixOS"; defaultUid = "1000"; };
+          shortcut = { enabled = "true"; icon = "/usr/share/wsl/nixos.ico"; };
+          windowsterminal = { enabled = "true"; profileTemplate = "/usr/lib/wsl/terminal-profile.json"; };
+        } && c.environment.etc."wsl-distribution.conf".mode == "0644";
+        "the icon and the terminal profile are regular files where Microsoft wants them" =
+          let files = c.wsl.tarball.files; in
+          files."/usr/share/wsl/nixos.ico".mode == "0644"
+            && files."/usr/lib/wsl/terminal-profile.json".mode == "0640"
+            && (builtins.fromJSON files."/usr/lib/wsl/terminal-profile.json".source.json).profiles == [{ colorScheme = "NixOS"; }];
+        "the icon is made from nixpkgs' NixOS logo" =
+          contains "nixos-wsl tarball ico --output" c.wsl.distribution.icon.buildCommand
+            && contains "${mysystemPkgs.nixos-icons}/share/icons/hicolor/256x256/apps/nix-snowflake.png" c.wsl.distribution.icon.buildCommand;
+        "NIX_PATH has nixpkgs, nixos-config and nixos-wsl" =
+          lib.sort lib.lessThan (lib.splitString "\n" (plain (etc c "nix/nix-path"))) == lib.sort lib.lessThan [
+            "" # the final newline
+            "nixpkgs=flake:nixpkgs"
+            "/nix/var/nix/profiles/per-user/root/channels"
+            "nixos-config=/etc/nixos/configuration.nix"
+            "nixos-wsl=${plain c.wsl.source}"
+          ];
+        "the registry pins nixpkgs and nixos-wsl to store paths" =
+          let flakes = (builtins.fromJSON (plain (etc c "nix/registry.json"))).flakes; byId = id: lib.findFirst (f: f.from.id == id) null flakes; in
+          (byId "nixpkgs").to == { type = "path"; path = plain c.nixpkgs.flake.source; }
+            && (byId "nixos-wsl").to == { type = "path"; path = plain c.wsl.source; };
+        "the shipped configuration.nix finds NixOS-WSL as <nixos-wsl> and keeps the settings" =
+          let text = c.wsl.tarball.configuration."configuration.nix"; in
+          contains "(import <nixos-wsl> { }).nixosModules.installed" text
+            && contains "wsl.defaultUser = \"nixos\";" text
+            && contains "nix.settings.experimental-features = [ \"nix-command\" \"flakes\" ];" text
+            && contains "system.stateVersion = \"25.11\";" text
+            && !(c.wsl.tarball.configuration ? "flake.nix");
       };
 
     disabled =
@@ -125,7 +169,7 @@ let
         "passwd has bob with a per-shell link" = isLinkFor "bash" (passwdShells c).bob;
         "the docker group has bob" = c.users.groups.docker.members == [ "bob" ];
         "start menu copies bob's profile" = contains "/etc/profiles/per-user/bob/share" c.system.activationScripts.nixos-wsl-start-menu.text;
-        "the tarball's first-boot passwd has bob" = contains "\nbob:x:1000:100::/home/bob:" c.system.build.tarball.passwd;
+        "the shipped configuration names alice, the attribute" = contains "wsl.defaultUser = \"alice\";" c.wsl.tarball.configuration."configuration.nix";
       };
 
     namespace =
@@ -134,13 +178,15 @@ let
         "the whole configuration evaluates" = forced (removeAttrs c [ "_module" ]);
         "no warning, no failed assertion" = c.warnings == [ ] && failedAssertions c == [ ];
         "WSL starts sessions as root, without its systemd" =
-          (iniSections (etc c "wsl.conf")).user.default == "root"
-            && (iniSections (etc c "wsl.conf")).boot.systemd == "false";
+          (iniSections (etc c "wsl.conf")).user.default == "root";
         "root's passwd shell is its per-shell link (it starts systemd)" = isLinkFor "bash" (passwdShells c).root;
         "no /sbin/init" = !(c.wsl.links ? "/sbin/init");
         "/bin/sh is NixOS' default" = c.environment.binsh == "${mysystemPkgs.bashInteractive}/bin/sh";
         "the first-boot passwd names root's link (no /run/current-system before activation)" =
-          startsWith "root:x:0:0:System administrator:/root:/nix/store/" c.system.build.tarball.passwd;
+          startsWith "root:x:0:0:System administrator:/root:/nix/store/" c.wsl.tarball.files."/etc/passwd".source.text;
+        "no defaultUid: sessions start as root" = !((iniSections (etc c "wsl-distribution.conf")).oobe ? defaultUid);
+        "wsl.conf has no [boot] systemd=false (Microsoft's rules would demand /sbin/init)" = !((iniSections (etc c "wsl.conf")).boot or { } ? systemd);
+        "the shipped configuration keeps the mode" = contains "wsl.nativeSystemd = false;" c.wsl.tarball.configuration."configuration.nix";
       };
 
     freeform =
@@ -245,8 +291,8 @@ let
     {
       "every wsl.* option renders" = forced (builtins.toJSON list);
       "every visible wsl.* option has a description" = lib.all (opt: (opt.description or "") != "") visible;
-      "every visible wsl.* option has an example, unless it is a bool or a section" =
-        lib.all (opt: opt ? example || opt.type == "boolean" || lib.hasInfix "submodule" opt.type) visible;
+      "every visible wsl.* option has an example, unless it is a bool, a section or read-only" =
+        lib.all (opt: opt ? example || opt.type == "boolean" || lib.hasInfix "submodule" opt.type || opt.readOnly) visible;
     };
 
   # Mistakes the tests must catch, made in the configuration (scripts/check-nix plants

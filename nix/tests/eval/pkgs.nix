@@ -45,7 +45,8 @@ let
         pkgsStatic = packages true;
         callPackage = fn: args:
           let f = if builtins.isFunction fn then fn else import fn; in
-          f (builtins.intersectAttrs (builtins.functionArgs f) self // args);
+          f (builtins.intersectAttrs (builtins.functionArgs f) self // args)
+          // { override = more: self.callPackage fn (args // more); };
         # pkgs/build-support/rust/build-rust-package/default.nix
         rustPlatform.buildRustPackage = args: drv "${args.pname}-${args.version}"
           {
@@ -53,6 +54,28 @@ let
             cargoLock = args.cargoLock.lockFile;
             inherit static;
           } // { inherit (args) meta; };
+
+        # pkgs/pkgs-lib/formats.nix: a JSON value type and a generator writing it to the store.
+        formats.json = {}: {
+          type =
+            let
+              value = lib.types.nullOr
+                (lib.types.oneOf [
+                  lib.types.bool
+                  lib.types.int
+                  lib.types.float
+                  lib.types.str
+                  lib.types.path
+                  (lib.types.attrsOf value)
+                  (lib.types.listOf value)
+                ]) // { description = "JSON value"; };
+            in
+            value;
+          generate = name: value: drv name { json = builtins.toJSON value; };
+        };
+
+        # pkgs/by-name/ni/nixos-icons: share/icons/hicolor/<n>x<n>/apps/nix-snowflake.png
+        nixos-icons = package "nixos-icons-0-unstable-2025-06-28" { };
 
         bashInteractive = shell "bash-interactive-5.3" "/bin/bash";
         bashInteractiveFHS = shell "bash-interactive-fhs-5.3" "/bin/bash";
@@ -70,6 +93,7 @@ let
         nix = package "nix-2.31" { };
         systemd = package "systemd-258" { };
         perl = package "perl-5.40" { };
+        kmod = package "kmod-34" { };
         linux = package "linux-6.12.40" { };
         linux-firmware = package "linux-firmware-20250808" { };
 

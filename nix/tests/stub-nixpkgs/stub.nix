@@ -7,9 +7,13 @@ let
   evalConfig = import ../eval/eval-config.nix { inherit lib; };
   pkgs = system: import ../eval/pkgs.nix { inherit lib system; };
 
+  # A flake's source is a store path named "source" (as fetched); `<nixpkgs>` of an installed
+  # system is that path, which `builtins.path { name = "source"; }` reproduces.
+  outPath = builtins.path { path = ./.; name = "source"; };
+
   # nixpkgs' flake.nix: nixosSystem records the nixpkgs it came from.
   nixosSystem = args: evalConfig (args // {
-    modules = args.modules ++ [{ nixpkgs.flake.source = toString ./.; }];
+    modules = args.modules ++ [{ nixpkgs.flake.source = outPath; }];
   });
 in
 {
@@ -18,6 +22,6 @@ in
   flake = {
     lib = lib // { inherit nixosSystem; };
     legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgs;
-    outPath = toString ./.;
+    inherit outPath;
   };
 }

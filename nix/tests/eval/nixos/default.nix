@@ -11,6 +11,7 @@
   ./systemd.nix
   ./networking.nix
   ./misc.nix
+  ./nix.nix
   ./top-level.nix
   ./utils.nix
 ]

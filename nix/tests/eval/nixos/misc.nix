@@ -3,13 +3,11 @@
 #   powerManagement.enable                nixos/modules/config/power-management.nix
 #   services.udev.enable                  nixos/modules/services/hardware/udev.nix
 #   security.sudo.{enable,wheelNeedsPassword}  nixos/modules/security/sudo.nix
-#   nix.package, nix.settings             nixos/modules/config/nix.nix
 #   nixpkgs.hostPlatform                  nixos/modules/misc/nixpkgs.nix
-#   nixpkgs.flake.source                  nixos/modules/misc/nixpkgs-flake.nix
 #   boot.binfmt.registrations             nixos/modules/system/boot/binfmt.nix
 #   hardware.graphics.{enable,extraPackages}   nixos/modules/hardware/graphics.nix
 #   system.stateVersion, system.nixos.*   nixos/modules/misc/version.nix
-{ config, lib, pkgs, ... }:
+{ config, lib, ... }:
 
 let
   inherit (lib) mkOption types;
@@ -36,26 +34,11 @@ in
     security.sudo.enable = mkOption { type = types.bool; default = true; description = "sudo."; };
     security.sudo.wheelNeedsPassword = mkOption { type = types.bool; default = true; description = "wheel needs a password."; };
 
-    nix.package = mkOption { type = types.package; default = pkgs.nix; description = "Nix."; };
-    nix.settings = mkOption {
-      type = types.submodule {
-        freeformType = types.attrsOf (types.oneOf [ types.bool types.int types.float types.str types.path types.package (types.listOf (types.oneOf [ types.bool types.int types.str types.path types.package ])) ]);
-      };
-      default = { };
-      description = "nix.conf.";
-    };
-
     nixpkgs.hostPlatform = mkOption {
       type = types.either types.str types.attrs;
       apply = lib.systems.elaborate;
       description = "The platform the system runs on.";
     };
-    nixpkgs.flake.source = mkOption {
-      type = types.nullOr (types.either types.str types.path);
-      default = null;
-      description = "The nixpkgs source the system was built from.";
-    };
-
     boot.binfmt.registrations = mkOption { default = { }; type = types.attrsOf (types.submodule registration); description = "binfmt_misc registrations."; };
     boot.binfmt.emulatedSystems = mkOption { default = [ ]; type = types.listOf types.str; description = "Emulated systems."; };
 
