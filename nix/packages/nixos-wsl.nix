@@ -15,9 +15,9 @@ rustPlatform.buildRustPackage {
   inherit (manifest.package) version;
 
   # Only what cargo reads, so that editing nix/ or the docs does not rebuild the crate.
-  # tests/ is needed even though the integration tests do not run here: Cargo.toml
-  # declares them as targets and cargo refuses a manifest whose target file is missing.
-  # Add any directory a new explicit target lives in (examples/, benches/, build.rs).
+  # tests/ and benches/ are needed even though they do not run here: Cargo.toml declares
+  # them as targets and cargo refuses a manifest whose target file is missing. Add any
+  # directory a new explicit target lives in (examples/, build.rs).
   src = lib.fileset.toSource {
     root = ../..;
     fileset = lib.fileset.unions [
@@ -25,6 +25,7 @@ rustPlatform.buildRustPackage {
       ../../Cargo.lock
       ../../src
       ../../tests
+      ../../benches
     ];
   };
 
