@@ -34,6 +34,8 @@ pub struct Config {
     pub shell: Option<PathBuf>,
     /// Keep the Windows `%PATH%` entries WSL appends (after NixOS' own); `wsl.interop.includePath`.
     pub include_path: bool,
+    /// Show the one-time welcome on a user's first interactive login (`welcome`).
+    pub welcome: bool,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             timeout: DEFAULT_TIMEOUT,
             shell: None,
             include_path: true,
+            welcome: false,
         }
     }
 }
@@ -91,11 +94,8 @@ impl Config {
             "activate" if value.is_empty() => self.activate = None,
             "activate" => self.activate = Some(absolute_path(key, value)?),
             "shell" => self.shell = Some(absolute_path(key, value)?),
-            "include_path" => match value {
-                "true" | "yes" | "1" => self.include_path = true,
-                "false" | "no" | "0" => self.include_path = false,
-                _ => return Err(format!("include_path must be true or false, got {value:?}; using true")),
-            },
+            "include_path" => self.include_path = boolean(key, value, self.include_path)?,
+            "welcome" => self.welcome = boolean(key, value, self.welcome)?,
             "timeout" => match value.parse::<u64>() {
                 Ok(secs) if (1..=MAX_TIMEOUT_SECS).contains(&secs) => {
                     self.timeout = Duration::from_secs(secs)
@@ -129,6 +129,17 @@ impl Config {
                 Config::default()
             }
         }
+    }
+}
+
+/// A `true`/`false` setting; an error keeps (and names) the current value.
+fn boolean(key: &str, value: &str, current: bool) -> Result<bool, String> {
+    match value {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(format!(
+            "{key} must be true or false, got {value:?}; using {current}"
+        )),
     }
 }
 

@@ -23,3 +23,4 @@ pub mod state;
 pub mod supervise;
 pub mod systemd;
 pub mod tarball;
+pub mod welcome;

@@ -253,6 +253,9 @@ pub struct Plan {
     /// Run this command (argv, looked up in the session's PATH) instead of a shell
     /// (`nixos-wsl exec`).
     pub command: Option<Vec<OsString>>,
+    /// A login shell of an image that welcomes its users: show the welcome if this is the
+    /// user's first interactive login ([`crate::welcome`]).
+    pub welcome: bool,
 }
 
 /// When the session could only start in `/` although something else was tried first, and the
@@ -288,6 +291,19 @@ pub fn exec(plan: &Plan) -> anyhow::Error {
         .find(|dir| nix::unistd::chdir(dir.as_path()).is_ok());
     if let Some(note) = home_note(&plan.cwds, landed, &plan.account) {
         log::warn!("{note}");
+    }
+    if plan.welcome && plan.command.is_none() {
+        let var = |key: &str| {
+            plan.env
+                .iter()
+                .find(|(k, _)| k.as_bytes() == key.as_bytes())
+                .map(|(_, v)| v.as_os_str())
+        };
+        crate::welcome::show_once(
+            &plan.account.home,
+            var("XDG_STATE_HOME").map(Path::new),
+            var("WSL_DISTRO_NAME").and_then(|v| v.to_str()),
+        );
     }
     crate::supervise::reset_signals_for_exec();
     if let Some(command) = &plan.command {

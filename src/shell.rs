@@ -238,6 +238,7 @@ pub fn session_plan(
         env: nixos_environment(env, inherited, config, Some(&account)),
         account,
         shells,
+        welcome: config.welcome && invocation.login,
         invocation,
         command: None,
     }
@@ -297,6 +298,7 @@ fn plain_plan(
         env: nixos_environment(env, inherited, config, None),
         account,
         shells,
+        welcome: config.welcome && invocation.login,
         invocation,
         command: None,
     }

@@ -14,6 +14,7 @@ pub mod image;
 pub mod index;
 pub mod manifest;
 pub mod reader;
+pub mod rootfs;
 pub mod verify;
 pub mod writer;
 pub mod wslconf;

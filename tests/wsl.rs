@@ -380,6 +380,9 @@ fn shell_tests() -> Vec<Trial> {
         ("shell::users_own_shells_set_the_nixos_way", || {
             users_own_shells(Mode::Namespace)
         }),
+        ("shell::welcome_once_on_the_first_interactive_login", || {
+            welcome_once(Mode::Namespace)
+        }),
         ("shell::pid1_is_systemd_and_running", || {
             pid1_is_systemd(Mode::Namespace)
         }),
@@ -805,6 +808,40 @@ fn users_own_shells(mode: Mode) -> Result<()> {
     Ok(())
 }
 
+/// An image whose /etc/nixos-wsl.conf says `welcome = true` (as the module writes it) shows
+/// the welcome once: on the user's first interactive login, not on `wsl -- cmd` or a login
+/// with piped input before it, and never again after it.
+fn welcome_once(mode: Mode) -> Result<()> {
+    let conf = "user = nixos\nshell = /bin/bash\nwelcome = true\n";
+    let opts = match mode {
+        Mode::Namespace => own("welcome"),
+        Mode::Native => native_opts("welcome-native", native_mode()),
+    };
+    let d = Distro::start(opts.file("/etc/nixos-wsl.conf", conf))?;
+    let welcome = "Welcome to NixOS on WSL";
+    let out = happy(&d, &Launch::command("echo ran"))?;
+    ensure!(out.out() == "ran\n", "wsl -- cmd: {out}");
+    let out = d.run(&Launch::login().stdin("echo piped\n"))?;
+    ensure!(
+        out.code == 0 && out.out() == "piped\n" && !out.err().contains(welcome),
+        "piped login: {out}"
+    );
+    let first = d.run(&Launch::login().pty().stdin("exit 0\n"))?;
+    let text = first.out().replace('\r', "");
+    ensure!(
+        first.code == 0 && text.contains(welcome) && text.contains(&format!("wsl -t {}", d.name())),
+        "first interactive login: {first}"
+    );
+    let second = d.run(&Launch::login().pty().stdin("exit 0\n"))?;
+    ensure!(
+        second.code == 0 && !second.out().contains(welcome),
+        "second interactive login: {second}"
+    );
+    let marker = happy(&d, &Launch::command("ls ~/.local/state/nixos-wsl"))?;
+    ensure!(marker.out() == "welcome\n", "{marker}");
+    Ok(())
+}
+
 fn systemctl_user(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let cmd = "timeout 30 systemctl --user is-system-running --wait; systemctl --user show-environment >/dev/null && echo user-manager-ok";
@@ -1224,6 +1261,10 @@ fn native_tests() -> Vec<Trial> {
         ("native::users_own_shells_set_the_nixos_way", || {
             users_own_shells(Mode::Native)
         }),
+        (
+            "native::welcome_once_on_the_first_interactive_login",
+            || welcome_once(Mode::Native),
+        ),
         // Issue 2's session contract, unchanged, in this mode.
         ("native::exit_codes_0_to_255", || exit_codes(Mode::Native)),
         ("native::pid1_is_systemd_and_running", || {

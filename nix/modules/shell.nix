@@ -24,6 +24,8 @@ let
     systemd = "${config.systemd.package}/lib/systemd/systemd";
     activate = "/nix/var/nix/profiles/system/activate";
     include_path = lib.boolToString cfg.interop.includePath;
+    # The one-time welcome on each user's first interactive login (src/welcome.rs).
+    welcome = "true";
   } // lib.optionalAttrs (cfg.systemd.timeout != null) {
     inherit (cfg.systemd) timeout;
   };

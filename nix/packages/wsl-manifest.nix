@@ -14,7 +14,7 @@
 }:
 
 let
-  keys = { x86_64-linux = "--amd64"; aarch64-linux = "--arm64"; };
+  flags = { x86_64-linux = "--amd64"; aarch64-linux = "--arm64"; };
   file = system: "nixos-${lib.head (lib.splitString "-" system)}.wsl";
 in
 runCommand "wsl-manifest" { } ''
@@ -22,7 +22,7 @@ runCommand "wsl-manifest" { } ''
   ${nixos-wsl}/bin/nixos-wsl tarball manifest \
     --flavor NixOS --name NixOS-${release} --friendly-name "NixOS ${release}" \
     ${lib.concatStrings (lib.mapAttrsToList (system: image:
-      "${keys.${system}} ${image}/nixos.wsl ${lib.escapeShellArg "${baseUrl}/${file system}"} ") images)}\
+      "${flags.${system}} ${image}/nixos.wsl ${flags.${system}}-url ${lib.escapeShellArg "${baseUrl}/${file system}"} ") images)}\
     --output "$out/DistributionInfo.json"
   echo "file json $out/DistributionInfo.json" > "$out/nix-support/hydra-build-products"
 ''

@@ -37,8 +37,8 @@ let
       let script = (packages "x86_64-linux").wsl-manifest.buildCommand; in
       contains "${(packages "x86_64-linux").default}/bin/nixos-wsl tarball manifest" script
       && contains "--flavor NixOS --name NixOS-${lib.trivial.release}" script
-      && contains "--amd64 ${(packages "x86_64-linux").wsl}/nixos.wsl file:///C:/nixos-wsl/nixos-x86_64.wsl" script
-      && contains "--arm64 ${(packages "aarch64-linux").wsl}/nixos.wsl file:///C:/nixos-wsl/nixos-aarch64.wsl" script;
+      && contains "--amd64 ${(packages "x86_64-linux").wsl}/nixos.wsl --amd64-url file:///C:/nixos-wsl/nixos-x86_64.wsl" script
+      && contains "--arm64 ${(packages "aarch64-linux").wsl}/nixos.wsl --arm64-url file:///C:/nixos-wsl/nixos-aarch64.wsl" script;
     "flake: wsl-manifest's release URL can be changed" =
       contains "https://example.org/r/nixos-x86_64.wsl" ((packages "x86_64-linux").wsl-manifest.override { baseUrl = "https://example.org/r"; }).buildCommand;
     "flake: packages.*.default is the crate, static, for its architecture" =

@@ -18,7 +18,7 @@ use super::header::{Entry, Kind};
 use super::writer::Writer;
 
 /// Options of `nixos-wsl tarball build`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     pub source: PathBuf,
     pub store_paths: Vec<PathBuf>,
@@ -27,6 +27,23 @@ pub struct BuildOptions {
     pub keep_owners: bool,
     /// gzip level 0-9.
     pub level: u32,
+    /// Owners of single entries (archive path without `./`, e.g. `home/nixos/.gitconfig`),
+    /// whatever the source says: the Nix build that lays out the source cannot chown.
+    pub owners: HashMap<Vec<u8>, (u64, u64)>,
+    /// Where the store paths are on this machine, if not at their own path: the root of a
+    /// chroot store (`nix-store --store local?root=DIR`), whose `/nix/store/x` is
+    /// `DIR/nix/store/x`.
+    pub store_root: Option<PathBuf>,
+}
+
+impl BuildOptions {
+    /// Where store path `p` is on this machine.
+    fn host_path(&self, p: &Path) -> PathBuf {
+        match &self.store_root {
+            Some(root) => root.join(p.strip_prefix("/").unwrap_or(p)),
+            None => p.to_path_buf(),
+        }
+    }
 }
 
 /// Parses a store path list (Nix `closureInfo`'s `store-paths`): one absolute path per line
@@ -67,26 +84,27 @@ enum Node {
     Overlay(BTreeMap<Vec<u8>, Node>),
 }
 
-fn overlay_for(store_paths: &[PathBuf]) -> BTreeMap<Vec<u8>, Node> {
+fn overlay_for(opts: &BuildOptions) -> BTreeMap<Vec<u8>, Node> {
     let mut store = BTreeMap::new();
-    for p in store_paths {
+    for p in &opts.store_paths {
         if let Some(name) = p.file_name() {
-            store.insert(name.as_bytes().to_vec(), Node::Host(p.clone()));
+            store.insert(name.as_bytes().to_vec(), Node::Host(opts.host_path(p)));
         }
     }
     let mut nix = BTreeMap::new();
     nix.insert(b"store".to_vec(), Node::Overlay(store));
     let mut root = BTreeMap::new();
-    if !store_paths.is_empty() {
+    if !opts.store_paths.is_empty() {
         root.insert(b"nix".to_vec(), Node::Overlay(nix));
     }
     root
 }
 
-struct Packer<W: Write> {
+struct Packer<'a, W: Write> {
     writer: Writer<W>,
     mtime: i64,
     keep_owners: bool,
+    owners: &'a HashMap<Vec<u8>, (u64, u64)>,
     /// (dev, ino) of multiply-linked files already packed, and their archive path.
     links: HashMap<(u64, u64), Vec<u8>>,
 }
@@ -109,9 +127,11 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-impl<W: Write> Packer<W> {
-    fn owners(&self, md: &fs::Metadata) -> (u64, u64) {
-        if self.keep_owners {
+impl<W: Write> Packer<'_, W> {
+    fn owners(&self, rel: &[u8], md: &fs::Metadata) -> (u64, u64) {
+        if let Some(owners) = self.owners.get(rel) {
+            *owners
+        } else if self.keep_owners {
             (u64::from(md.uid()), u64::from(md.gid()))
         } else {
             (0, 0)
@@ -136,7 +156,7 @@ impl<W: Write> Packer<W> {
         let md =
             fs::symlink_metadata(host).with_context(|| format!("examining {}", host.display()))?;
         let ft = md.file_type();
-        let (uid, gid) = self.owners(&md);
+        let (uid, gid) = self.owners(rel, &md);
         let mode = md.mode() & 0o7777;
         let mk = |kind, dir| {
             let mut e = Entry::new(kind, archive_path(rel, dir));
@@ -286,15 +306,22 @@ fn clone_overlay(o: &BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
 
 /// Writes the archive of `opts` to `out` (uncompressed tar).
 pub fn write_tar<W: Write>(opts: &BuildOptions, out: W) -> Result<W> {
-    let overlay = overlay_for(&opts.store_paths);
+    let overlay = overlay_for(opts);
     for p in &opts.store_paths {
-        fs::symlink_metadata(p)
-            .with_context(|| format!("store path {} is not on this machine", p.display()))?;
+        let host = opts.host_path(p);
+        fs::symlink_metadata(&host).with_context(|| {
+            format!(
+                "store path {} is not on this machine ({})",
+                p.display(),
+                host.display()
+            )
+        })?;
     }
     let mut packer = Packer {
         writer: Writer::new(out),
         mtime: opts.mtime,
         keep_owners: opts.keep_owners,
+        owners: &opts.owners,
         links: HashMap::new(),
     };
     let md = fs::metadata(&opts.source)

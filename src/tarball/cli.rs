@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::build::{self, BuildOptions};
 use super::image::{self, ImageOptions};
-use super::verify;
+use super::{ico, manifest, rootfs, verify};
 use crate::installer::extract::{open_dir, Extractor, Owners};
 
 pub const USAGE: &str = "\
@@ -17,15 +17,28 @@ usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths F
                                [--mtime SECS] [--keep-owners] [--level 0-9]
        nixos-wsl tarball installer --rootfs ROOTFS.tar.gz --installer PATH --output OUT.tar.gz
                                [--mtime SECS]
-       nixos-wsl tarball verify FILE
+       nixos-wsl tarball verify [--modern] [--arch x86_64|aarch64] [--strict] FILE
        nixos-wsl tarball bench TARBALL [--work-dir DIR] [--runs N]
+       nixos-wsl tarball rootfs --spec FILE --work DIR --output OUT.tar.gz [--mtime SECS]
+                               [--store-root DIR]
+       nixos-wsl tarball ico --output OUT.ico PNG...
+       nixos-wsl tarball manifest --flavor F --name N --friendly-name TEXT --output FILE
+                               [--amd64 FILE.wsl --amd64-url URL] [--arm64 FILE.wsl --arm64-url URL]
 
   build      pack DIR as / plus the store paths listed in FILE, reproducibly (sorted entries,
              fixed mtime: --mtime, else $SOURCE_DATE_EPOCH, else 1; owners root:root unless
              --keep-owners; hard links kept)
   installer  wrap a root filesystem tarball in the hard-link-free installer tarball WSL imports
-  verify     check a tarball as WSL would import and start it; prints findings, exits 1 on errors
+  verify     check a tarball as WSL would import and start it, and against every rule of
+             Microsoft's distribution validator (validate-modern.py); prints findings, exits 1
+             on errors (with --strict on warnings too); --modern: a .wsl distribution (needs
+             /etc/wsl-distribution.conf); --arch: the ELF machine wanted (default x86_64)
   bench      compare the installer's extraction throughput with `tar -xzf` on the same tarball
+  rootfs     lay out a NixOS root filesystem from a spec in a new DIR (files, links, the Nix
+             database of a closure, the system profile) and pack it like `build`; --store-root:
+             the store paths are in a chroot store there
+  ico        a Windows icon holding the given PNG images (at most 256x256)
+  manifest   a DistributionInfo.json entry for `wsl --install`, hashing the .wsl files
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +59,29 @@ pub enum Command {
     },
     Verify {
         file: PathBuf,
+        modern: bool,
+        arch: verify::Arch,
+        strict: bool,
     },
     Bench {
         tarball: PathBuf,
         work_dir: Option<PathBuf>,
         runs: u32,
+    },
+    Rootfs {
+        spec: PathBuf,
+        work: PathBuf,
+        output: PathBuf,
+        mtime: Option<i64>,
+        store_root: Option<PathBuf>,
+    },
+    Ico {
+        output: PathBuf,
+        images: Vec<PathBuf>,
+    },
+    Manifest {
+        options: manifest::ManifestOptions,
+        output: PathBuf,
     },
     Help,
 }
@@ -192,10 +223,20 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
             })
         }
         "verify" => {
-            let a = split(rest, &[], &[])?;
+            let a = split(rest, &["--arch"], &["--modern", "--strict"])?;
+            let arch = match a.values.iter().find(|(n, _)| n == "--arch") {
+                None => verify::Arch::X86_64,
+                Some((_, v)) => v
+                    .to_str()
+                    .and_then(verify::Arch::parse)
+                    .ok_or_else(|| UsageError(format!("--arch is x86_64 or aarch64, not {v:?}")))?,
+            };
             match a.positionals.as_slice() {
                 [file] => Ok(Command::Verify {
                     file: PathBuf::from(file),
+                    modern: a.flags.iter().any(|f| f == "--modern"),
+                    arch,
+                    strict: a.flags.iter().any(|f| f == "--strict"),
                 }),
                 _ => Err(UsageError("verify takes exactly one FILE".into())),
             }
@@ -211,6 +252,78 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
                 }),
                 _ => Err(UsageError("bench takes exactly one TARBALL".into())),
             }
+        }
+        "rootfs" => {
+            let a = split(
+                rest,
+                &["--spec", "--work", "--output", "--mtime", "--store-root"],
+                &[],
+            )?;
+            a.no_positionals()?;
+            Ok(Command::Rootfs {
+                spec: a.need("--spec")?,
+                work: a.need("--work")?,
+                output: a.need("--output")?,
+                mtime: a.number("--mtime")?,
+                store_root: a.get("--store-root"),
+            })
+        }
+        "ico" => {
+            let a = split(rest, &["--output"], &[])?;
+            if a.positionals.is_empty() {
+                return Err(UsageError("ico takes one or more PNG files".into()));
+            }
+            Ok(Command::Ico {
+                output: a.need("--output")?,
+                images: a.positionals.iter().map(PathBuf::from).collect(),
+            })
+        }
+        "manifest" => {
+            let a = split(
+                rest,
+                &[
+                    "--flavor",
+                    "--name",
+                    "--friendly-name",
+                    "--output",
+                    "--amd64",
+                    "--amd64-url",
+                    "--arm64",
+                    "--arm64-url",
+                ],
+                &[],
+            )?;
+            a.no_positionals()?;
+            let text = |name: &str| -> Result<String, UsageError> {
+                a.need(name)?
+                    .into_os_string()
+                    .into_string()
+                    .map_err(|v| UsageError(format!("{name} {v:?} is not UTF-8")))
+            };
+            let mut downloads = Vec::new();
+            for (file, url, key) in [
+                ("--amd64", "--amd64-url", "Amd64Url"),
+                ("--arm64", "--arm64-url", "Arm64Url"),
+            ] {
+                match (a.get(file), a.get(url)) {
+                    (None, None) => {}
+                    (Some(file), Some(_)) => downloads.push(manifest::Download {
+                        key,
+                        file,
+                        url: text(url)?,
+                    }),
+                    _ => return Err(UsageError(format!("{file} and {url} go together"))),
+                }
+            }
+            Ok(Command::Manifest {
+                options: manifest::ManifestOptions {
+                    flavor: text("--flavor")?,
+                    name: text("--name")?,
+                    friendly_name: text("--friendly-name")?,
+                    downloads,
+                },
+                output: a.need("--output")?,
+            })
         }
         "--help" | "-h" | "help" => Ok(Command::Help),
         other => Err(UsageError(format!("unknown subcommand {other:?}"))),
@@ -255,6 +368,7 @@ pub fn run(cmd: Command) -> Result<i32> {
                 mtime: mtime(m)?,
                 keep_owners,
                 level,
+                ..Default::default()
             })?;
             Ok(0)
         }
@@ -272,13 +386,33 @@ pub fn run(cmd: Command) -> Result<i32> {
             })?;
             Ok(0)
         }
-        Command::Verify { file } => {
-            let findings = verify::verify_file(&file)?;
+        Command::Verify {
+            file,
+            modern,
+            arch,
+            strict,
+        } => {
+            let opts = verify::Options {
+                store: true,
+                modern,
+                arch,
+            };
+            let findings = verify::verify_file_with(&file, &opts)?;
             let mut out = std::io::stdout().lock();
             for f in &findings {
                 writeln!(out, "{f}")?;
             }
-            Ok(if verify::has_errors(&findings) { 1 } else { 0 })
+            let count = |s| findings.iter().filter(|f| f.severity == s).count();
+            let (errors, warnings) = (
+                count(verify::Severity::Error),
+                count(verify::Severity::Warning),
+            );
+            writeln!(out, "summary: {errors} errors, {warnings} warnings")?;
+            Ok(if errors > 0 || (strict && warnings > 0) {
+                1
+            } else {
+                0
+            })
         }
         Command::Bench {
             tarball,
@@ -286,6 +420,33 @@ pub fn run(cmd: Command) -> Result<i32> {
             runs,
         } => {
             bench(&tarball, work_dir, runs)?;
+            Ok(0)
+        }
+        Command::Rootfs {
+            spec,
+            work,
+            output,
+            mtime: m,
+            store_root,
+        } => {
+            rootfs::rootfs(&spec, &work, &output, mtime(m)?, store_root)?;
+            Ok(0)
+        }
+        Command::Ico { output, images } => {
+            let mut pngs = Vec::new();
+            for path in &images {
+                let png =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                ico::png_size(&png).with_context(|| format!("{}", path.display()))?;
+                pngs.push(png);
+            }
+            let icon = ico::from_pngs(&pngs)?;
+            build::write_atomically(&output, |w| Ok(w.write_all(&icon)?))?;
+            Ok(0)
+        }
+        Command::Manifest { options, output } => {
+            let text = manifest::render(&options)?;
+            build::write_atomically(&output, |w| Ok(w.write_all(text.as_bytes())?))?;
             Ok(0)
         }
     }
@@ -458,7 +619,26 @@ mod tests {
         assert_eq!(
             parse(&args(&["verify", "x.tar.gz"])).unwrap(),
             Command::Verify {
-                file: "x.tar.gz".into()
+                file: "x.tar.gz".into(),
+                modern: false,
+                arch: verify::Arch::X86_64,
+                strict: false
+            }
+        );
+        assert_eq!(
+            parse(&args(&[
+                "verify",
+                "--modern",
+                "--arch=aarch64",
+                "--strict",
+                "x.wsl"
+            ]))
+            .unwrap(),
+            Command::Verify {
+                file: "x.wsl".into(),
+                modern: true,
+                arch: verify::Arch::Aarch64,
+                strict: true
             }
         );
     }
@@ -473,6 +653,8 @@ mod tests {
             &["build", "--source"],
             &["verify"],
             &["verify", "a", "b"],
+            &["verify", "--arch", "x86-64", "a"],
+            &["verify", "--arch"],
             &["explode"],
             &[],
         ] {

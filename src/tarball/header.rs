@@ -332,6 +332,9 @@ pub struct Pax {
     pub mtime: Option<i64>,
     /// GNU sparse files are stored with `GNU.sparse.*` records; extracting them is unsupported.
     pub sparse: bool,
+    /// Keys of the records not interpreted above (`SCHILY.xattr.*`, ACLs, ...), in order, so
+    /// validators can see them; extraction ignores them.
+    pub other: Vec<Vec<u8>>,
 }
 
 impl Pax {
@@ -367,6 +370,7 @@ impl Pax {
             gid: other.gid.or(self.gid),
             mtime: other.mtime.or(self.mtime),
             sparse: self.sparse || other.sparse,
+            other: [&self.other[..], &other.other[..]].concat(),
         }
     }
 }
@@ -413,7 +417,7 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
                 pax.mtime = Some(whole.parse().map_err(|_| bad("mtime"))?);
             }
             k if k.starts_with(b"GNU.sparse.") => pax.sparse = true,
-            _ => {}
+            k => pax.other.push(k.to_vec()),
         }
         data = &data[len..];
     }

@@ -8,7 +8,8 @@
 //! ./etc/                                      0755
 //! ./etc/group                                 0644  root:x:0:
 //! ./etc/passwd                                0644  root:x:0:0:...:/root:/nixos-wsl-installer/nixos-wsl-installer
-//! ./etc/wsl.conf                              0644  copied from the root filesystem
+//! ./etc/shadow                                0600  root:!:1::::::
+//! ./etc/wsl.conf                              0644  the root filesystem's, without [boot] systemd and [user] default
 //! ./etc/wsl-distribution.conf                 0644  copied, if the root filesystem has one
 //! ./nixos-wsl-installer/                      0755
 //! ./nixos-wsl-installer/manifest              0644  size, SHA-256, unpacked size, entries
@@ -16,7 +17,8 @@
 //! ./nixos-wsl-installer/rootfs.tar.gz         0644  the root filesystem tarball, verbatim
 //! ./root/                                     0700
 //! ```
-//! (plus any icon or terminal profile the distribution config names, copied as regular files).
+//! (plus the icon, terminal profile and OOBE command the distribution config names, copied as
+//! regular files with the modes Microsoft's validator wants).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -54,8 +56,43 @@ pub enum Item {
     HostFile(u32, PathBuf),
 }
 
-/// `/etc/wsl-distribution.conf` and the files it names: `(contents, [(path, contents)])`.
-pub type DistributionFiles = (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
+/// `/etc/wsl-distribution.conf` and the files it names: `(contents, [(path, mode, contents)])`.
+pub type DistributionFiles = (Vec<u8>, Vec<(Vec<u8>, u32, Vec<u8>)>);
+
+/// The files `/etc/wsl-distribution.conf` names, with the modes Microsoft's validator wants
+/// for them (validate-modern.py).
+const DISTRIBUTION_FILES: &[(&str, u32)] = &[
+    ("shortcut.icon", 0o644),
+    ("windowsterminal.profileTemplate", 0o640),
+    ("oobe.command", 0o755),
+];
+
+/// The installer system's `/etc/wsl.conf`: the root filesystem's, without the two keys that
+/// cannot apply before the real system is unpacked. `[boot] systemd`: the installer has no
+/// `/sbin/init` (WSL then silently skips systemd for this first start, and Microsoft's
+/// validator calls the tarball broken); the installer hands over to root's login shell,
+/// which starts systemd itself. `[user] default`: the installer has only root, and
+/// Microsoft's validator discourages the key (the `.wsl` form sets the default user with
+/// `[oobe] defaultUid` instead). The real file is back from the next start on.
+pub fn installer_wsl_conf(conf: &[u8]) -> Vec<u8> {
+    let mut section = Vec::new();
+    let mut out = Vec::with_capacity(conf.len());
+    for line in conf.split_inclusive(|&b| b == b'\n') {
+        let text = line.trim_ascii();
+        if let Some(name) = text.strip_prefix(b"[").and_then(|t| t.strip_suffix(b"]")) {
+            section = name.trim_ascii().to_ascii_lowercase();
+        } else if let Some(eq) = text.iter().position(|&b| b == b'=') {
+            let key = text[..eq].trim_ascii().to_ascii_lowercase();
+            if (section == b"boot" && key == b"systemd")
+                || (section == b"user" && key == b"default")
+            {
+                continue;
+            }
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
 
 /// The passwd of the installer system: root, with the installer as its shell.
 pub fn installer_passwd() -> Vec<u8> {
@@ -88,20 +125,28 @@ pub fn layout_items(
         b"etc/passwd".to_vec(),
         Item::File(0o644, installer_passwd()),
     );
-    t.insert(b"etc/wsl.conf".to_vec(), Item::File(0o644, wsl_conf));
+    // WSL and Microsoft's validator want one; root has no password (WSL never asks).
+    t.insert(
+        b"etc/shadow".to_vec(),
+        Item::File(0o600, b"root:!:1::::::\n".to_vec()),
+    );
+    t.insert(
+        b"etc/wsl.conf".to_vec(),
+        Item::File(0o644, installer_wsl_conf(&wsl_conf)),
+    );
     if let Some((conf, extra)) = distribution {
         t.insert(
             b"etc/wsl-distribution.conf".to_vec(),
             Item::File(0o644, conf),
         );
-        for (path, data) in extra {
-            // Parent directories of the icon or profile.
+        for (path, mode, data) in extra {
+            // Parent directories of the icon, profile or OOBE command.
             for (i, &b) in path.iter().enumerate() {
                 if b == b'/' {
                     t.entry(path[..i].to_vec()).or_insert(Item::Dir(0o755));
                 }
             }
-            t.insert(path, Item::File(0o644, data));
+            t.insert(path, Item::File(mode, data));
         }
     }
     let dir = layout::DIR.as_bytes().to_vec();
@@ -229,7 +274,7 @@ pub fn build_installer(opts: &ImageOptions) -> Result<()> {
 
     // Files that are symlinks in the root filesystem: fetch their targets' contents.
     let mut want_more: Vec<Vec<u8>> = Vec::new();
-    let mut extra_paths: Vec<Vec<u8>> = Vec::new();
+    let mut extra_paths: Vec<(Vec<u8>, u32)> = Vec::new();
     for w in verify::WANTED {
         if let Ok((t, _)) = index.resolve(w) {
             if !index.contents.contains_key(&t) {
@@ -240,10 +285,10 @@ pub fn build_installer(opts: &ImageOptions) -> Result<()> {
     let dist = content(&index, b"etc/wsl-distribution.conf");
     if let Some(conf) = &dist {
         let parsed = wslconf::parse(conf, DISTRIBUTION_CONF_KEYS);
-        for key in ["shortcut.icon", "windowsterminal.profileTemplate"] {
+        for (key, mode) in DISTRIBUTION_FILES {
             if let Some(p) = parsed.get(key) {
                 if let Ok((t, _)) = index.resolve(p.as_bytes()) {
-                    extra_paths.push(p.trim_start_matches('/').as_bytes().to_vec());
+                    extra_paths.push((p.trim_start_matches('/').as_bytes().to_vec(), *mode));
                     want_more.push(t);
                 }
             }
@@ -271,9 +316,9 @@ pub fn build_installer(opts: &ImageOptions) -> Result<()> {
         None => None,
         Some(conf) => {
             let mut extra = Vec::new();
-            for p in extra_paths {
+            for (p, mode) in extra_paths {
                 if let Some(data) = content(&index, &p) {
-                    extra.push((p, data));
+                    extra.push((p, mode, data));
                 }
             }
             Some((conf, extra))
@@ -394,6 +439,7 @@ mod tests {
                 "etc",
                 "etc/group",
                 "etc/passwd",
+                "etc/shadow",
                 "etc/wsl.conf",
                 "nixos-wsl-installer",
                 "nixos-wsl-installer/manifest",
@@ -405,6 +451,15 @@ mod tests {
         assert_eq!(
             root_shell(&installer_passwd()).unwrap(),
             b"/nixos-wsl-installer/nixos-wsl-installer"
+        );
+    }
+
+    #[test]
+    fn installer_wsl_conf_drops_what_cannot_apply_yet() {
+        let conf = b"# generated\n[boot]\nsystemd=true\ncommand = echo hi\n\n[User]\n Default = nixos\n[automount]\nroot=/mnt/\ndefault=x\n";
+        assert_eq!(
+            String::from_utf8(installer_wsl_conf(conf)).unwrap(),
+            "# generated\n[boot]\ncommand = echo hi\n\n[User]\n[automount]\nroot=/mnt/\ndefault=x\n"
         );
     }
 

@@ -1,8 +1,9 @@
-//! An in-memory index of a tarball's entries (metadata, plus the first bytes of executables and
-//! the contents of a few wanted files), with path resolution that follows the archive's own
-//! symlinks the way the kernel would once the tarball is unpacked as `/`.
+//! An in-memory index of a tarball's entries (metadata, the first bytes of executables, the
+//! contents of a few wanted files, which PAX xattr records occur), with path resolution that
+//! follows the archive's own symlinks the way the kernel would once the tarball is unpacked as
+//! `/`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::Path;
 
@@ -29,10 +30,23 @@ pub struct IndexEntry {
     pub size: u64,
     /// Symlink target, or the normalised path a hard link points to.
     pub link: Vec<u8>,
-    /// The first bytes of an executable regular file.
+    /// The first bytes of an executable or wanted regular file.
     pub head: Vec<u8>,
     /// Not in the archive; implied by a descendant.
     pub implicit: bool,
+    /// The archive spells the path without a leading `./` or `/` (`dev/null`, not
+    /// `./dev/null`); Microsoft's validator tells the two apart when it looks for masked units.
+    pub bare: bool,
+}
+
+/// Where one extended attribute (a `SCHILY.xattr.NAME` PAX record) occurs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XattrUse {
+    /// Entries carrying it.
+    pub entries: u64,
+    /// Position in the archive (0-based) and path of the first one.
+    pub first: u64,
+    pub sample: String,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +63,9 @@ pub struct Index {
     pub bad_paths: Vec<(String, String)>,
     /// Contents of the wanted files.
     pub contents: HashMap<Vec<u8>, Vec<u8>>,
+    /// Extended attributes recorded as `SCHILY.xattr.NAME` PAX records, by NAME (WSL1 cannot
+    /// store `security.*` ones; Microsoft's validator warns about them).
+    pub xattrs: BTreeMap<Vec<u8>, XattrUse>,
 }
 
 fn lossy(p: &[u8]) -> String {
@@ -78,7 +95,21 @@ impl Index {
             .with_context(|| format!("reading {}", path.display()))?
         {
             each(&entry)?;
+            let position = index.count;
             index.count += 1;
+            for key in reader.pax_keys() {
+                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    let seen = index
+                        .xattrs
+                        .entry(name.to_vec())
+                        .or_insert_with(|| XattrUse {
+                            entries: 0,
+                            first: position,
+                            sample: lossy(&entry.path),
+                        });
+                    seen.entries += 1;
+                }
+            }
             let norm = match sanitize(&entry.path) {
                 Ok(p) => p.as_bytes().to_vec(),
                 Err(why) => {
@@ -102,7 +133,8 @@ impl Index {
                     let data = reader.read_data(MAX_WANTED)?;
                     head = data[..data.len().min(HEAD)].to_vec();
                     index.contents.insert(norm.clone(), data);
-                } else if entry.mode & 0o111 != 0 {
+                } else if entry.mode & 0o111 != 0 || want(&norm) {
+                    // A wanted file too large to keep still shows what it is (ELF or not).
                     head = reader.read_head(HEAD)?;
                 }
             }
@@ -129,6 +161,7 @@ impl Index {
                     link,
                     head,
                     implicit: false,
+                    bare: !entry.path.starts_with(b"./") && !entry.path.starts_with(b"/"),
                 },
             );
         }
@@ -208,6 +241,7 @@ fn implicit_dir() -> IndexEntry {
         link: Vec::new(),
         head: Vec::new(),
         implicit: true,
+        bare: false,
     }
 }
 
@@ -233,6 +267,7 @@ mod tests {
             link: link.as_bytes().to_vec(),
             head: Vec::new(),
             implicit: false,
+            bare: false,
         }
     }
 

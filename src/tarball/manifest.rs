@@ -5,7 +5,7 @@
 //! `Sha256` (hex, `0x`-prefixed as in Microsoft's own list). Enterprises point the registry
 //! value `DistributionListUrl` at such a file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -85,11 +85,6 @@ pub fn render(opts: &ManifestOptions) -> Result<String> {
         json_string(&opts.name),
         json_string(&opts.friendly_name),
     ))
-}
-
-/// `file://` URL of a local file (for testing an install from a local manifest).
-pub fn file_url(path: &Path) -> String {
-    format!("file://{}", path.display())
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub struct Reader<R> {
     remaining: u64,
     pad: u64,
     global: Pax,
+    /// Uninterpreted PAX keys of the current entry (global ones first).
+    pax_keys: Vec<Vec<u8>>,
     offset: u64,
     done: bool,
 }
@@ -42,9 +44,16 @@ impl<R: BufRead> Reader<R> {
             remaining: 0,
             pad: 0,
             global: Pax::default(),
+            pax_keys: Vec::new(),
             offset: 0,
             done: false,
         }
+    }
+
+    /// Keys of the current entry's PAX records (global and its own) that [`Reader::next_entry`]
+    /// did not apply to the entry, such as `SCHILY.xattr.security.selinux`.
+    pub fn pax_keys(&self) -> &[Vec<u8>] {
+        &self.pax_keys
     }
 
     /// Bytes of the (uncompressed) archive consumed so far.
@@ -157,6 +166,7 @@ impl<R: BufRead> Reader<R> {
                     }
                     let pax = self.global.merged(&local);
                     pax.apply(&mut entry);
+                    self.pax_keys = pax.other;
                     if pax.sparse || raw.flag == b'S' {
                         return Err(invalid(
                             at,

@@ -17,7 +17,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # fish is in bookworm but pulls in python3 and man-db; it is kept because the login shell
 # must work for every user shell, not just bash.
-packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,sudo,passwd,zsh,dash,bash,procps,util-linux,fish
+# nix-bin: `nix-store` for checking an image's Nix store and database inside a distro
+# (tests/image.rs).
+packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,sudo,passwd,zsh,dash,bash,procps,util-linux,fish,nix-bin
 
 mmdebstrap \
     --variant=essential \

@@ -82,14 +82,25 @@ impl Scan {
 /// a [`Refused`] then, and nothing is created), extracts it into the instance's disk, then
 /// writes `opts.files` over it. `opts.root_shell` is ignored: root's shell is whatever the
 /// tarball's `/etc/passwd` says (or `/bin/sh` without one).
-pub fn import(mut opts: DistroOptions, tarball: &Path) -> Result<Distro> {
+pub fn import(opts: DistroOptions, tarball: &Path) -> Result<Distro> {
+    import_onto(opts, tarball, marker_only_lower()?)
+}
+
+/// [`import`] of a tarball that holds only part of a system (a NixOS store and its database,
+/// say), unpacked over the simulator's Debian rootfs, which stands in for the programs a
+/// whole image brings (a shell, `nix-store`).
+pub fn import_over_rootfs(opts: DistroOptions, tarball: &Path) -> Result<Distro> {
+    import_onto(opts, tarball, rootfs::ensure()?.dir)
+}
+
+fn import_onto(mut opts: DistroOptions, tarball: &Path, lower: PathBuf) -> Result<Distro> {
     let scan = scan(tarball)?;
     if let Some(why) = scan.refusal() {
         return Err(anyhow!(why))
             .with_context(|| format!("wsl --import {} {}", opts.name, tarball.display()));
     }
     let files = std::mem::take(&mut opts.files);
-    let d = Distro::new_for_import(opts, marker_only_lower()?)?;
+    let d = Distro::new_for_import(opts, lower)?;
     extract(tarball, &d.state_dir().join("upper"))
         .with_context(|| format!("wsl --import {} {}", d.name(), tarball.display()))?;
     for (path, contents, mode) in files {

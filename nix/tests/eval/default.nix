@@ -61,6 +61,7 @@ let
           include_path = true
           systemd = ${c.systemd.package}/lib/systemd/systemd
           user = nixos
+          welcome = true
         '';
         "passwd: nixos and root run bash through its per-shell link, nobody keeps nologin" =
           let shells = passwdShells c; in
