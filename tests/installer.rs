@@ -67,6 +67,14 @@ fn main() {
             "installer::damaged_embedded_tarball_leaves_the_installer_intact",
             damaged_embedded_tarball,
         ),
+        privileged(
+            "installer::as_a_wsl_file_it_passes_microsofts_rules",
+            passes_microsofts_rules,
+        ),
+        privileged(
+            "installer::installed_system_has_its_configuration_and_welcomes_once",
+            configuration_and_welcome,
+        ),
     ];
     harness::start_watchdog("installer", 600, Fixture::cleanup);
     let conclusion = libtest_mimic::run(&args, tests);
@@ -228,10 +236,10 @@ impl Fixture {
 /// host.
 fn build_rootfs_tarball(out: &Path) -> Result<()> {
     let lower = sim::rootfs::ensure()?.dir;
-    let staging = Distro::new(DistroOptions::new(
+    let staging = Distro::new(image_files(DistroOptions::new(
         "Staging",
         RootShell::NixosWslShell(shell_bin()),
-    ))?;
+    ))?)?;
     let upper = staging.state_dir().join("upper");
     let mnt = staging.state_dir().join("root");
     let data = CString::new(format!("lowerdir={}:{}", upper.display(), lower.display()))?;
@@ -271,6 +279,34 @@ fn build_rootfs_tarball(out: &Path) -> Result<()> {
     }
     cli(&mut cmd).context("building the rootfs tarball")?;
     Ok(())
+}
+
+/// What the NixOS module adds to a root filesystem for the `.wsl` form and for rebuilding
+/// (nix/modules/distribution.nix, rebuild.nix, shell.nix), the same files with the same
+/// modes: `/etc/wsl-distribution.conf` with an icon and a terminal profile where Microsoft
+/// wants them, `/etc/nixos/configuration.nix`, and `welcome = true`.
+fn image_files(opts: DistroOptions) -> Result<DistroOptions> {
+    let png = |size: u32| {
+        let mut p = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        p.extend_from_slice(&size.to_be_bytes());
+        p.extend_from_slice(&size.to_be_bytes());
+        p.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+        p
+    };
+    let icon = nixos_wsl::tarball::ico::from_pngs(&[png(16), png(32), png(256)])?;
+    Ok(opts
+        .file(
+            "/etc/wsl-distribution.conf",
+            "[oobe]\ndefaultName=NixOS\ndefaultUid=1000\n\n[shortcut]\nenabled=true\nicon=/usr/share/wsl/nixos.ico\n\n[windowsterminal]\nenabled=true\nprofileTemplate=/usr/lib/wsl/terminal-profile.json\n",
+        )
+        .file("/usr/share/wsl/nixos.ico", icon)
+        .file_mode(
+            "/usr/lib/wsl/terminal-profile.json",
+            r#"{"profiles":[{"colorScheme":"NixOS"}],"schemes":[{"name":"NixOS"}]}"#,
+            0o640,
+        )
+        .file("/etc/nixos/configuration.nix", "{ ... }:\n\n{\n  wsl.enable = true;\n}\n")
+        .file("/etc/nixos-wsl.conf", "welcome = true\n"))
 }
 
 /// `wsl --import` of the installer tarball (not booted yet).
@@ -556,6 +592,63 @@ fn import_refuses_hard_links() -> Result<()> {
 /// Issue 3's flow: verify, import (no hard links, or the import would fail), and the very
 /// first `wsl -- 'echo hi; exit 3'` installs, hands over, prints `hi` and exits 3; afterwards
 /// systemd runs, the installer is gone, and launches go straight to the real shell.
+/// The installer tarball is what `nix build .#wsl` renames to `nixos.wsl`: Microsoft's rules
+/// for `.wsl` files (`tarball verify --modern`) find no error and no warning in it.
+fn passes_microsofts_rules() -> Result<()> {
+    let fx = Fixture::get()?;
+    let out = Command::new(CLI)
+        .args([
+            "tarball", "verify", "--modern", "--strict", "--arch", "x86_64",
+        ])
+        .arg(&fx.installer)
+        .output()?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && report.contains("summary: 0 errors, 0 warnings"),
+        "tarball verify --modern --strict ({}):\n{report}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// After the install: `/etc/nixos/configuration.nix` is there, owned by root, for the first
+/// `sudo nixos-rebuild switch`; the welcome shows on the first interactive launch only, not on
+/// the first launch, which was a command.
+fn configuration_and_welcome() -> Result<()> {
+    let d = import_installer("Welcome")?;
+    d.boot()?;
+    let out = d.run(&echo_hi())?;
+    ran_echo_hi(&out)?;
+    ensure!(
+        !out.err().contains("Welcome"),
+        "welcome on `wsl -- cmd`: {out}"
+    );
+    let owner = d.root_sh("stat -c '%U:%G %a' /etc/nixos/configuration.nix")?;
+    ensure!(owner.out() == "root:root 644\n", "{owner}");
+    let first = d.run(
+        &Launch::login()
+            .pty()
+            .stdin("exit 0\n")
+            .timeout(INSTALL_TIMEOUT),
+    )?;
+    ensure!(
+        first.out().contains("Welcome to NixOS on WSL"),
+        "first interactive launch: {first}"
+    );
+    let second = d.run(
+        &Launch::login()
+            .pty()
+            .stdin("exit 0\n")
+            .timeout(INSTALL_TIMEOUT),
+    )?;
+    ensure!(
+        !second.out().contains("Welcome"),
+        "second interactive launch: {second}"
+    );
+    Ok(())
+}
+
 fn first_launch_installs_and_hands_over() -> Result<()> {
     let fx = Fixture::get()?;
     let out = Command::new(CLI)
