@@ -21,6 +21,12 @@ pub fn needed() -> bool {
     !exists(CURRENT_SYSTEM) && !exists(ACTIVATED_FILE)
 }
 
+/// True when this boot's activation ran and did not create `/run/current-system`.
+pub fn failed() -> bool {
+    std::fs::symlink_metadata(ACTIVATED_FILE).is_ok()
+        && std::fs::symlink_metadata(CURRENT_SYSTEM).is_err()
+}
+
 /// Runs `activate` if this boot needs it. The script's output goes to the activation log; a
 /// failure is returned (the caller reports it and goes on: a shell matters more).
 pub fn run_once(activate: &Path) -> Result<()> {

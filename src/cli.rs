@@ -20,6 +20,7 @@
 //! own systemd (`[boot] systemd=true`), where there is no namespace of ours at all.
 
 pub mod exec;
+pub mod generations;
 pub mod logs;
 pub mod procfs;
 pub mod render;
@@ -122,13 +123,7 @@ fn state_dir_is_real() -> bool {
     std::fs::symlink_metadata(STATE_DIR).is_ok_and(|m| m.file_type().is_dir())
 }
 
-/// The distribution's name for messages (`wsl -t <distro>`).
-fn distro_name() -> String {
-    std::env::var("WSL_DISTRO_NAME")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "<distro>".into())
-}
+use crate::session::distro_name;
 
 /// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits and that signals
 /// exactly that process, never a later one with a reused PID.

@@ -106,6 +106,9 @@ fn activate(config: &mut Config) {
         .map_err(|e| log::warn!("{e:#}; activating without the lock"))
         .ok();
     let before = std::fs::read(CONFIG_FILE).ok();
+    // The generation to boot: the one `nixos-wsl boot` chose (consumed now), or the current.
+    let boot = crate::generation::prepare(config, None);
+    let activate = config.activate.clone().unwrap_or(activate);
     log::info!("running the NixOS activation ({})", activate.display());
     match activation::run_once(&activate) {
         Ok(()) => log::info!("activation finished in {:.2?}", started.elapsed()),
@@ -115,6 +118,7 @@ fn activate(config: &mut Config) {
     if std::fs::read(CONFIG_FILE).ok() != before {
         *config = Config::load(Path::new(CONFIG_FILE));
     }
+    boot.finish(config);
 }
 
 /// Names this process [`COMM`] (see there).

@@ -12,6 +12,7 @@ pub mod activation;
 pub mod cli;
 pub mod config;
 pub mod environment;
+pub mod generation;
 pub mod init;
 pub mod installer;
 pub mod logging;

@@ -292,18 +292,23 @@ pub fn exec(plan: &Plan) -> anyhow::Error {
     if let Some(note) = home_note(&plan.cwds, landed, &plan.account) {
         log::warn!("{note}");
     }
-    if plan.welcome && plan.command.is_none() {
-        let var = |key: &str| {
-            plan.env
-                .iter()
-                .find(|(k, _)| k.as_bytes() == key.as_bytes())
-                .map(|(_, v)| v.as_os_str())
-        };
-        crate::welcome::show_once(
-            &plan.account.home,
-            var("XDG_STATE_HOME").map(Path::new),
-            var("WSL_DISTRO_NAME").and_then(|v| v.to_str()),
-        );
+    let var = |key: &str| {
+        plan.env
+            .iter()
+            .find(|(k, _)| k.as_bytes() == key.as_bytes())
+            .map(|(_, v)| v.as_os_str())
+    };
+    // Only in sessions WSL starts, which carry WSL_DISTRO_NAME. In WSL's systemd mode WSL
+    // also runs `login -f <user>` on a pty nobody reads, and login starts the user's shell
+    // with its own environment: that one must not take the welcome.
+    if let Some(distro) = var("WSL_DISTRO_NAME").and_then(|v| v.to_str()) {
+        if plan.welcome && plan.command.is_none() {
+            crate::welcome::show_once(
+                &plan.account.home,
+                var("XDG_STATE_HOME").map(Path::new),
+                distro,
+            );
+        }
     }
     crate::supervise::reset_signals_for_exec();
     if let Some(command) = &plan.command {
@@ -399,6 +404,14 @@ fn become_user(account: &Account) -> Result<()> {
     nix::unistd::setuid(account.uid)
         .with_context(|| format!("switching to uid {}", account.uid))?;
     Ok(())
+}
+
+/// The distribution's name WSL passes (`WSL_DISTRO_NAME`), for messages (`wsl -t <name>`).
+pub fn distro_name() -> String {
+    std::env::var("WSL_DISTRO_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "<distro>".into())
 }
 
 /// Recognises this program by file identity (device + inode of `/proc/self/exe`), so a

@@ -25,7 +25,7 @@ use crate::namespace::{self, Readiness, StateLock};
 use crate::paths::{ACTIVATION_LOG, CONFIG_FILE, SET_ENVIRONMENT, SYSTEMD_LOG};
 use crate::session::{self, Account, Invocation, Plan};
 use crate::supervise::{self, Supervisor};
-use crate::{activation, systemd};
+use crate::{activation, generation, systemd};
 
 /// Exit code when not even a fallback shell could be exec'd (as shells use for "not found").
 pub const EXIT_NO_SHELL: i32 = 127;
@@ -38,6 +38,8 @@ pub struct Overrides {
     pub systemd_off: bool,
     /// `NIXOS_WSL_USER=<name>`: run this user's shell instead of the configured user's.
     pub user: Option<String>,
+    /// `NIXOS_WSL_GENERATION=<n>`: boot this generation if this launch starts the system.
+    pub generation: Option<String>,
 }
 
 impl Overrides {
@@ -54,6 +56,7 @@ impl Overrides {
                 .and_then(|v| v.to_str())
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
+            generation: get(generation::ENV_VAR).map(|v| v.to_string_lossy().into_owned()),
         }
     }
 }
@@ -73,6 +76,19 @@ pub fn main(argv: Vec<OsString>) -> ! {
         log::warn!(
             "the NixOS activation has not finished after {} s; continuing (see {ACTIVATION_LOG})",
             config.timeout.as_secs()
+        );
+    } else if inside && activation::failed() {
+        // WSL's systemd mode: nixos-wsl-init ran the activation, and it failed.
+        log::error!(
+            "the NixOS activation of this boot failed (see {ACTIVATION_LOG}){}",
+            rollback_hint()
+        );
+    } else if inside && crate::init::pid1_is_nixos_wsl_init() {
+        // It is done, yet still PID 1: systemd could not be started.
+        log::error!(
+            "systemd is not running this boot (see {}){}",
+            crate::init::INIT_LOG,
+            rollback_hint()
         );
     }
     if inside || !Uid::effective().is_root() {
@@ -99,13 +115,17 @@ pub fn main(argv: Vec<OsString>) -> ! {
         fail_without_shell(session::exec(&plan))
     }
 
-    match bring_up(&mut config) {
+    match bring_up(&mut config, overrides.generation.as_deref()) {
         Ok(lock) => {
             let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
             enter(lock, plan)
         }
         Err(e) => {
-            log::error!("{e:#}; starting {}'s shell without systemd", account.name);
+            log::error!(
+                "{e:#}; starting {}'s shell without systemd{}",
+                account.name,
+                rollback_hint()
+            );
             let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
             fail_without_shell(session::exec(&plan))
         }
@@ -115,22 +135,36 @@ pub fn main(argv: Vec<OsString>) -> ! {
 /// Step 3: makes sure a live, booted systemd namespace exists and joins it (our mount
 /// namespace, and the PID namespace of our next child). Returns the still-held lock.
 /// `config` is re-read if the activation ran: it may have installed a newer generation's.
-pub fn bring_up(config: &mut Config) -> Result<StateLock> {
+/// `generation`: `NIXOS_WSL_GENERATION` of this launch, for a cold start ([`generation`]).
+pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLock> {
     let deadline = Instant::now() + config.timeout;
     namespace::prepare_state_dir()?;
     // Waiters allow for one holder's full wait plus its activation.
     let lock = StateLock::acquire(deadline + config.timeout)?;
-    // Only a boot's first launch activates; the others skip the config comparison too.
-    if let Some(activate) = config.activate.clone().filter(|_| activation::needed()) {
+    // Only a boot's first launch activates (and picks the generation); the others skip the
+    // config comparison too.
+    if config.activate.is_some() && activation::needed() {
+        let boot = generation::prepare(config, generation);
         let before = std::fs::read(CONFIG_FILE).ok();
-        if let Err(e) = activation::run_once(&activate) {
-            log::error!("{e:#}; starting systemd anyway");
+        if let Some(activate) = config.activate.clone() {
+            if let Err(e) = activation::run_once(&activate) {
+                log::error!("{e:#}; starting systemd anyway{}", rollback_hint());
+            }
         }
         // The activation may have linked a newer generation's file (and its warnings, if any,
         // were already shown for an unchanged one).
         if std::fs::read(CONFIG_FILE).ok() != before {
             *config = Config::load(Path::new(CONFIG_FILE));
         }
+        boot.finish(config);
+    } else if let Some(asked) = generation.filter(|g| !g.is_empty()) {
+        let running = generation::booted()
+            .map_or("its generation".into(), |(n, _)| format!("generation {n}"));
+        log::warn!(
+            "{} = {asked} applies when the distribution starts; it is running {running} (restart it with `wsl -t {}` first)",
+            generation::ENV_VAR,
+            session::distro_name()
+        );
     }
 
     if let Some(handle) = namespace::open_handle()? {
@@ -318,6 +352,15 @@ fn candidates(config: &Config, account: &Account) -> (Vec<std::path::PathBuf>, O
         &session::wrapped_shell,
         &session::is_executable,
     )
+}
+
+/// "; to boot the previous generation N, run ..." for failure messages (empty without one).
+pub fn rollback_hint() -> String {
+    generation::rollback_hint(
+        Path::new(generation::PROFILES),
+        Some(&session::distro_name()),
+    )
+    .map_or_else(String::new, |hint| format!("; {hint}"))
 }
 
 fn fail_without_shell(e: anyhow::Error) -> ! {

@@ -33,7 +33,7 @@ pub fn marker(home: &Path, state_home: Option<&Path>) -> PathBuf {
 
 /// Shows the welcome on stderr if stdin and stderr are terminals and the marker can be
 /// created now (as the session's user, who owns it); says nothing otherwise.
-pub fn show_once(home: &Path, state_home: Option<&Path>, distro: Option<&str>) {
+pub fn show_once(home: &Path, state_home: Option<&Path>, distro: &str) {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return;
     }
@@ -47,7 +47,7 @@ pub fn show_once(home: &Path, state_home: Option<&Path>, distro: Option<&str>) {
             .open(&marker)
             .is_ok();
     if created {
-        let _ = std::io::stderr().write_all(text(distro.unwrap_or("NixOS")).as_bytes());
+        let _ = std::io::stderr().write_all(text(distro).as_bytes());
     }
 }
 

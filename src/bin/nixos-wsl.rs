@@ -34,6 +34,17 @@ const SUBCOMMANDS: &[Subcommand] = &[
         run: nixos_wsl::cli::logs::main,
     },
     Subcommand {
+        name: "generations",
+        summary: "the NixOS generations, and which is current and booted (--json)",
+        run: nixos_wsl::cli::generations::list_main,
+    },
+    Subcommand {
+        name: "boot",
+        summary:
+            "choose the generation the next start boots (`--generation N | --rollback | --default`)",
+        run: nixos_wsl::cli::generations::boot_main,
+    },
+    Subcommand {
         name: "tarball",
         summary: "build, wrap and verify distribution tarballs (`nixos-wsl tarball --help`)",
         run: nixos_wsl::tarball::cli::main,

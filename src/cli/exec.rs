@@ -120,7 +120,7 @@ fn run(args: Args) -> i32 {
         eprintln!("nixos-wsl exec: {e:#}");
         return crate::shell::EXIT_NO_SHELL;
     }
-    match shell::bring_up(&mut config) {
+    match shell::bring_up(&mut config, None) {
         Ok(lock) => shell::enter(lock, plan_for(&config, account)),
         Err(e) => {
             eprintln!(

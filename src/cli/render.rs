@@ -66,6 +66,21 @@ pub fn status_text(s: &Status) -> String {
             yes(s.activated)
         ),
     );
+    let number = |n: Option<u32>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    let (booted, current) = s.generation;
+    line(
+        "generation:",
+        &format!(
+            "{} booted, {} current{}",
+            number(booted),
+            number(current),
+            if booted.is_some() && current.is_some() && booted != current {
+                " (`wsl -t` boots the current one)"
+            } else {
+                ""
+            }
+        ),
+    );
     for (i, (name, path, exists)) in s.logs.iter().enumerate() {
         let label = if i == 0 { "logs:" } else { "" };
         let missing = if *exists { "" } else { " (not written)" };
@@ -132,12 +147,14 @@ pub fn status_json(s: &Status) -> String {
         })
         .collect();
     format!(
-        "{{\"mode\":{},\"inside\":{},\"up\":{},\"systemd\":{systemd},\"activation\":{{\"current_system\":{},\"activated\":{}}},\"logs\":{{{}}},\"note\":{}}}",
+        "{{\"mode\":{},\"inside\":{},\"up\":{},\"systemd\":{systemd},\"activation\":{{\"current_system\":{},\"activated\":{}}},\"generation\":{{\"booted\":{},\"current\":{}}},\"logs\":{{{}}},\"note\":{}}}",
         json_string(s.mode.as_str()),
         s.inside,
         s.up(),
         s.current_system,
         s.activated,
+        s.generation.0.map_or_else(|| "null".to_owned(), |n| n.to_string()),
+        s.generation.1.map_or_else(|| "null".to_owned(), |n| n.to_string()),
         logs.join(","),
         opt_str(s.note.as_deref()),
     )
@@ -163,6 +180,7 @@ mod tests {
             note: None,
             current_system: true,
             activated: true,
+            generation: (Some(2), Some(2)),
             logs: vec![
                 ("systemd", "/run/nixos-wsl/systemd.log".into(), true),
                 ("activation", "/run/nixos-wsl/activation.log".into(), false),
@@ -192,7 +210,7 @@ mod tests {
     fn json_report() {
         assert_eq!(
             status_json(&sample()),
-            "{\"mode\":\"namespace\",\"inside\":false,\"up\":true,\"systemd\":{\"pid_inside\":1,\"pid_outside\":4711,\"started_secs_ago\":125,\"state\":\"running\",\"failed_units\":0,\"readiness\":\"ready\"},\"activation\":{\"current_system\":true,\"activated\":true},\"logs\":{\"systemd\":{\"path\":\"/run/nixos-wsl/systemd.log\",\"exists\":true},\"activation\":{\"path\":\"/run/nixos-wsl/activation.log\",\"exists\":false}},\"note\":null}"
+            "{\"mode\":\"namespace\",\"inside\":false,\"up\":true,\"systemd\":{\"pid_inside\":1,\"pid_outside\":4711,\"started_secs_ago\":125,\"state\":\"running\",\"failed_units\":0,\"readiness\":\"ready\"},\"activation\":{\"current_system\":true,\"activated\":true},\"generation\":{\"booted\":2,\"current\":2},\"logs\":{\"systemd\":{\"path\":\"/run/nixos-wsl/systemd.log\",\"exists\":true},\"activation\":{\"path\":\"/run/nixos-wsl/activation.log\",\"exists\":false}},\"note\":null}"
         );
         let none = Status {
             mode: Mode::None,

@@ -113,6 +113,8 @@ pub struct Status {
     pub activated: bool,
     /// (name, path, exists)
     pub logs: Vec<(&'static str, PathBuf, bool)>,
+    /// The generation this boot runs (as recorded) and the current one.
+    pub generation: (Option<u32>, Option<u32>),
 }
 
 impl Status {
@@ -159,6 +161,10 @@ fn inspect() -> (Status, bool) {
             ("systemd", SYSTEMD_LOG.into(), exists(SYSTEMD_LOG)),
             ("activation", ACTIVATION_LOG.into(), exists(ACTIVATION_LOG)),
         ],
+        generation: (
+            crate::generation::booted().map(|(n, _)| n),
+            crate::generation::current(Path::new(crate::generation::PROFILES)),
+        ),
     };
     if exists(crate::init::INIT_LOG) {
         status
@@ -284,6 +290,7 @@ mod tests {
             current_system: true,
             activated: true,
             logs: Vec::new(),
+            generation: (None, None),
         };
         assert_eq!(s.exit_code(true), 0);
         s.systemd.as_mut().unwrap().state = Some("starting".into());

@@ -122,6 +122,8 @@ impl Entry {
 pub enum HeaderError {
     Checksum { stored: u64, computed: u64 },
     Number { field: &'static str },
+    /// A size beyond [`MAX_SIZE`].
+    Size(u64),
     Pax(String),
 }
 
@@ -133,6 +135,10 @@ impl fmt::Display for HeaderError {
                 "header checksum mismatch (stored {stored}, computed {computed}): not a tar archive or corrupt"
             ),
             HeaderError::Number { field } => write!(f, "malformed number in header field {field}"),
+            HeaderError::Size(size) => write!(
+                f,
+                "entry size {size} exceeds the limit of {MAX_SIZE} bytes (bsdtar refuses it too)"
+            ),
             HeaderError::Pax(why) => write!(f, "malformed PAX extended header: {why}"),
         }
     }
@@ -168,46 +174,68 @@ fn cstr(bytes: &[u8]) -> &[u8] {
     }
 }
 
-/// Decodes a numeric field: octal ASCII (leading spaces/NULs, trailing space/NUL), or GNU
-/// base-256 when the first byte has its high bit set.
-pub fn parse_number(bytes: &[u8]) -> Option<u64> {
-    if let Some(&first) = bytes.first() {
-        if first & 0x80 != 0 {
-            // Base-256: 0x80 marks a positive number in the remaining bits; 0xff a negative one,
-            // which no field we read may hold.
-            if first == 0xff {
+/// Largest entry size read, libarchive's `entry_limit` (2^60 bytes, an exbibyte): a larger
+/// size field, in the header or in a PAX record, is refused as bsdtar refuses it ("Tar entry
+/// size overflow"), and the reader's skip arithmetic can never wrap.
+pub const MAX_SIZE: u64 = (1 << 60) - 1;
+
+/// Decodes a numeric field the way libarchive's `tar_atol` does: GNU base-256 (two's
+/// complement, so negative values such as a pre-1970 mtime) when the first byte has its high
+/// bit set; otherwise octal ASCII after leading spaces or tabs, with an optional `-`, up to the
+/// first byte that is not an octal digit (an empty field is 0). `None` when the value does not
+/// fit an `i64`, where libarchive saturates (and then refuses sizes; we refuse every field).
+pub fn parse_signed(bytes: &[u8]) -> Option<i64> {
+    let Some(&first) = bytes.first() else {
+        return Some(0);
+    };
+    if first & 0x80 != 0 {
+        // Bit 6 is the sign of the remaining 7-bit two's complement number.
+        let negative = first & 0x40 != 0;
+        let sign_byte: u8 = if negative { 0xff } else { 0 };
+        let mut rest = bytes;
+        let mut lead = if negative { first } else { first & 0x7f };
+        // More than 8 bytes: the high ones must be pure sign extension.
+        while rest.len() > 8 {
+            if lead != sign_byte {
                 return None;
             }
-            let mut value: u64 = u64::from(first & 0x7f);
-            for &b in &bytes[1..] {
-                value = value.checked_mul(256)?.checked_add(u64::from(b))?;
-            }
-            return Some(value);
+            rest = &rest[1..];
+            lead = rest[0];
         }
-    }
-    let digits: &[u8] = {
-        let start = bytes
-            .iter()
-            .position(|&b| b != b' ' && b != 0)
-            .unwrap_or(bytes.len());
-        let rest = &bytes[start..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b' ' || b == 0)
-            .unwrap_or(rest.len());
-        &rest[..end]
-    };
-    if digits.is_empty() {
-        return Some(0);
-    }
-    let mut value: u64 = 0;
-    for &d in digits {
-        if !(b'0'..=b'7').contains(&d) {
+        if (lead ^ sign_byte) & 0x80 != 0 {
             return None;
         }
-        value = value.checked_mul(8)?.checked_add(u64::from(d - b'0'))?;
+        let mut value: u64 = if negative { u64::MAX } else { 0 };
+        value = (value << 8) | u64::from(lead);
+        for &b in &rest[1..] {
+            value = (value << 8) | u64::from(b);
+        }
+        return Some(value as i64);
+    }
+    let mut rest = bytes;
+    while let [b' ' | b'\t', tail @ ..] = rest {
+        rest = tail;
+    }
+    let negative = rest.first() == Some(&b'-');
+    if negative {
+        rest = &rest[1..];
+    }
+    let mut value: i64 = 0;
+    for &d in rest {
+        if !(b'0'..=b'7').contains(&d) {
+            break;
+        }
+        let digit = i64::from(d - b'0');
+        value = value
+            .checked_mul(8)?
+            .checked_add(if negative { -digit } else { digit })?;
     }
     Some(value)
+}
+
+/// A numeric field that must not be negative (sizes, ids, device numbers, the checksum).
+pub fn parse_number(bytes: &[u8]) -> Option<u64> {
+    u64::try_from(parse_signed(bytes)?).ok()
 }
 
 /// Encodes `value` into a numeric field: octal with a trailing NUL when it fits, GNU base-256
@@ -254,6 +282,56 @@ pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
     block.iter().all(|&b| b == 0)
 }
 
+/// Whether libarchive's format bid would take `block` for a tar header with more than 50
+/// points (`archive_read_format_tar_bid`): a valid checksum, ustar or GNU magic, a plausible
+/// type flag and well-formed numeric fields. libarchive asks this of the block after a hard
+/// link with a size in a ustar archive, to decide whether that size is data or a stray field.
+pub fn bids_as_header(block: &[u8; BLOCK]) -> bool {
+    let Some(stored) = parse_number(field(block, CHKSUM)) else {
+        return false;
+    };
+    let (unsigned, signed) = checksum(block);
+    if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
+        return false;
+    }
+    let magic = field(block, MAGIC);
+    let version = field(block, VERSION);
+    let posix = magic == b"ustar\0" && version == b"00";
+    let gnu = magic == b"ustar " && version == b" \0";
+    let flag = block[TYPEFLAG];
+    let numbers_ok = [MODE, UID, GID, MTIME, SIZE, DEVMAJOR, DEVMINOR]
+        .into_iter()
+        .all(|f| {
+            let bytes = field(block, f);
+            bytes[0] & 0x80 != 0
+                || bytes
+                    .iter()
+                    .all(|&b| matches!(b, b'0'..=b'7' | b' ' | 0))
+        });
+    (posix || gnu) && (flag == 0 || flag.is_ascii_alphanumeric()) && numbers_ok
+}
+
+/// Which tar dialect a regular header is written in, from its magic (libarchive's format
+/// detection, which decides how it reads hard links' sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Pre-POSIX (v7) tar: no magic.
+    V7,
+    Ustar,
+    Gnu,
+}
+
+/// The dialect of a header block.
+pub fn dialect(block: &[u8; BLOCK]) -> Dialect {
+    if &block[MAGIC.0..MAGIC.0 + 8] == b"ustar  \0" {
+        Dialect::Gnu
+    } else if block[MAGIC.0..MAGIC.0 + 5] == *b"ustar" {
+        Dialect::Ustar
+    } else {
+        Dialect::V7
+    }
+}
+
 /// The fields of one raw header block, before long names and PAX records are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawHeader {
@@ -292,12 +370,12 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
         name.to_vec()
     };
     let flag = block[TYPEFLAG];
-    let mut kind = Kind::from_flag(flag);
-    // Pre-POSIX archives mark directories with a trailing slash on a regular-file entry.
-    if kind == Kind::Regular && flag == b'\0' && path.ends_with(b"/") {
-        kind = Kind::Directory;
-    }
+    let kind = Kind::from_flag(flag);
     let has_devices = is_ustar || magic == b"ustar ";
+    let size = number(SIZE, "size")?;
+    if size > MAX_SIZE {
+        return Err(HeaderError::Size(size));
+    }
     let entry = Entry {
         path,
         link: cstr(field(block, LINKNAME)).to_vec(),
@@ -305,8 +383,8 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
         mode: (number(MODE, "mode")? & 0o7777) as u32,
         uid: number(UID, "uid")?,
         gid: number(GID, "gid")?,
-        size: number(SIZE, "size")?,
-        mtime: i64::try_from(number(MTIME, "mtime")?).unwrap_or(i64::MAX),
+        size,
+        mtime: parse_signed(field(block, MTIME)).ok_or(HeaderError::Number { field: "mtime" })?,
         dev_major: if has_devices {
             u32::try_from(number(DEVMAJOR, "devmajor")?).unwrap_or(0)
         } else {
@@ -407,7 +485,13 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
         match key {
             b"path" => pax.path = Some(value.to_vec()),
             b"linkpath" => pax.linkpath = Some(value.to_vec()),
-            b"size" => pax.size = Some(parse_decimal(value).ok_or_else(|| bad("size"))?),
+            b"size" => {
+                let size = parse_decimal(value).ok_or_else(|| bad("size"))?;
+                if size > MAX_SIZE {
+                    return Err(HeaderError::Size(size));
+                }
+                pax.size = Some(size);
+            }
             b"uid" => pax.uid = Some(parse_decimal(value).ok_or_else(|| bad("uid"))?),
             b"gid" => pax.gid = Some(parse_decimal(value).ok_or_else(|| bad("gid"))?),
             b"mtime" => {
@@ -556,14 +640,26 @@ mod tests {
         assert_eq!(parse_number(b"0000644\0"), Some(0o644));
         assert_eq!(parse_number(b"   644 \0"), Some(0o644));
         assert_eq!(parse_number(b"\0\0\0\0\0\0\0\0"), Some(0));
-        assert_eq!(parse_number(b"0009\0"), None);
+        // Like libarchive: digits up to the first non-octal byte.
+        assert_eq!(parse_number(b"0009\0"), Some(0));
+        assert_eq!(parse_number(b"\t 17x"), Some(0o17));
+        assert_eq!(parse_signed(b"-17 "), Some(-0o17));
         let mut field = [0u8; 12];
         put_number(&mut field, 1 << 40);
         assert_eq!(field[0] & 0x80, 0x80);
         assert_eq!(parse_number(&field), Some(1 << 40));
         put_number(&mut field, 0o777);
         assert_eq!(&field, b"00000000777\0");
+        assert_eq!(parse_signed(&[0xff; 8]), Some(-1));
         assert_eq!(parse_number(&[0xff; 8]), None);
+        let mut minus_year = [0xffu8; 12];
+        minus_year[4..].copy_from_slice(&(-31_536_000i64).to_be_bytes());
+        assert_eq!(parse_signed(&minus_year), Some(-31_536_000));
+        // 2^64-1 does not fit: refused, never wrapped.
+        let mut huge = [0xffu8; 12];
+        huge[0] = 0x80;
+        huge[1..4].fill(0);
+        assert_eq!(parse_signed(&huge), None);
     }
 
     #[test]

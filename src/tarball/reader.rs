@@ -1,13 +1,48 @@
 //! Streaming tar reader over any `BufRead`: yields entries with GNU long names and PAX records
 //! applied, and hands out file data as borrowed slices so the extractor can `write` them
 //! without another copy.
+//!
+//! It reads an archive the way libarchive (bsdtar, behind `wsl --import`) does, so that what
+//! `tarball verify` judges and what the installer extracts are the files WSL would import:
+//! numbers as `tar_atol` reads them, data sizes of hard links and special files by libarchive's
+//! rules, global PAX headers skipped (libarchive does not apply them), a second `x` or `g`
+//! header before one entry refused. Whatever the input, the reader holds at most one extended
+//! header (bounded by [`MAX_META`]) and refuses beyond the [limits](#limits) in one line.
+//!
+//! # Limits
+//!
+//! [`MAX_PATH`], [`MAX_ENTRIES`], [`MAX_METADATA`], [`MAX_PAX_KEY`], [`MAX_META`] and
+//! [`header::MAX_SIZE`] bound what a hostile archive can make the tool keep in memory. None is
+//! near what a real root filesystem needs (a NixOS closure: 200,000-500,000 entries, paths
+//! under 300 bytes, some 50 MB of path and link bytes in all).
 
 use std::io::{self, BufRead};
 
-use super::header::{self, Entry, Kind, Pax, BLOCK};
+use super::header::{self, Dialect, Entry, Kind, Pax, BLOCK};
 
-/// Largest PAX or GNU long-name block we accept (they hold a path, not data).
-const MAX_META: u64 = 1 << 20;
+/// Longest entry path or link target, in bytes, as stored (after PAX and GNU long names).
+/// Linux's `PATH_MAX` is 4096 including the terminating NUL: no system call takes a longer
+/// path, and `symlink(2)` refuses a longer target, so such an entry could be neither created
+/// by a packer from a real tree nor used once unpacked. It also bounds the depth of any path
+/// at 2,048 components, which bounds the extractor's work per entry.
+pub const MAX_PATH: usize = 4096;
+
+/// Most entries an archive may hold, counting the directories its paths imply but do not
+/// list (the index keeps one node for each). Four times the largest NixOS closure; at a few
+/// hundred bytes per entry, the index stays under 1 GB whatever the archive.
+pub const MAX_ENTRIES: u64 = 1 << 21;
+
+/// Most bytes of paths, link targets and PAX keys in the whole archive, which the index,
+/// the planner and the extractor keep for later entries. Five times a NixOS closure's.
+pub const MAX_METADATA: u64 = 256 << 20;
+
+/// Longest PAX record key. Keys are kept (`SCHILY.xattr.NAME` for the xattr check); Linux's
+/// `XATTR_NAME_MAX` is 255, so a longer key names nothing WSL could store.
+pub const MAX_PAX_KEY: usize = 1024;
+
+/// Largest PAX or GNU long-name block we accept: they hold a path and attributes (an xattr
+/// value is at most 64 KiB, `XATTR_SIZE_MAX`), not data. Only one is held at a time.
+pub const MAX_META: u64 = 1 << 20;
 
 fn invalid(offset: u64, why: impl std::fmt::Display) -> io::Error {
     io::Error::new(
@@ -23,6 +58,27 @@ fn truncated(offset: u64) -> io::Error {
     )
 }
 
+/// A path for a one-line message: lossy, escaped, and cut short.
+pub fn shown(path: &[u8]) -> String {
+    let cut = &path[..path.len().min(80)];
+    let mut s = format!("{:?}", String::from_utf8_lossy(cut));
+    if path.len() > cut.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+/// libarchive's archive format state, which persists across entries and decides whether a
+/// hard link's size is data (`ARCHIVE_FORMAT_TAR*` in `archive_read_support_format_tar.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    V7,
+    Ustar,
+    Gnu,
+    /// A PAX header (`x` or `g`) has been seen, ever.
+    Pax,
+}
+
 /// Reads entries one after another. After [`Reader::next_entry`] returns an entry, its data is
 /// available through [`Reader::data`]/[`Reader::consume`] until the next call, which skips
 /// whatever was not read.
@@ -30,10 +86,16 @@ pub struct Reader<R> {
     inner: R,
     remaining: u64,
     pad: u64,
-    global: Pax,
-    /// Uninterpreted PAX keys of the current entry (global ones first).
+    /// A block read ahead (libarchive's bid on the block after a hard link), served before
+    /// `inner`; `peek_pos` bytes of it are consumed.
+    peeked: Option<Box<[u8; BLOCK]>>,
+    peek_pos: usize,
+    format: Format,
+    /// Uninterpreted PAX keys of the current entry.
     pax_keys: Vec<Vec<u8>>,
     offset: u64,
+    entries: u64,
+    metadata: u64,
     done: bool,
 }
 
@@ -43,15 +105,19 @@ impl<R: BufRead> Reader<R> {
             inner,
             remaining: 0,
             pad: 0,
-            global: Pax::default(),
+            peeked: None,
+            peek_pos: 0,
+            format: Format::V7,
             pax_keys: Vec::new(),
             offset: 0,
+            entries: 0,
+            metadata: 0,
             done: false,
         }
     }
 
-    /// Keys of the current entry's PAX records (global and its own) that [`Reader::next_entry`]
-    /// did not apply to the entry, such as `SCHILY.xattr.security.selinux`.
+    /// Keys of the current entry's PAX records that [`Reader::next_entry`] did not apply to the
+    /// entry, such as `SCHILY.xattr.security.selinux`.
     pub fn pax_keys(&self) -> &[Vec<u8>] {
         &self.pax_keys
     }
@@ -61,42 +127,85 @@ impl<R: BufRead> Reader<R> {
         self.offset
     }
 
+    /// Counts `n` more entries (the index adds the directories paths imply) against
+    /// [`MAX_ENTRIES`]; the error names `what`.
+    pub fn count_entries(&mut self, n: u64, what: &[u8]) -> io::Result<()> {
+        self.entries = self.entries.saturating_add(n);
+        if self.entries > MAX_ENTRIES {
+            return Err(invalid(
+                self.offset,
+                format!(
+                    "entry {}: more than {MAX_ENTRIES} entries (MAX_ENTRIES, including implied directories)",
+                    shown(what)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bytes available next: the read-ahead block first, then `inner`.
+    fn fill(&mut self) -> io::Result<&[u8]> {
+        if let Some(b) = &self.peeked {
+            return Ok(&b[self.peek_pos..]);
+        }
+        self.inner.fill_buf()
+    }
+
+    fn advance(&mut self, n: usize) {
+        match &self.peeked {
+            Some(_) => {
+                self.peek_pos += n;
+                if self.peek_pos >= BLOCK {
+                    self.peeked = None;
+                    self.peek_pos = 0;
+                }
+            }
+            None => self.inner.consume(n),
+        }
+        self.offset += n as u64;
+    }
+
     /// Reads up to `buf.len()` bytes, short only at end of input.
     fn read_full(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         while filled < buf.len() {
-            let avail = self.inner.fill_buf()?;
+            let avail = self.fill()?;
             if avail.is_empty() {
                 break;
             }
             let n = avail.len().min(buf.len() - filled);
             buf[filled..filled + n].copy_from_slice(&avail[..n]);
-            self.inner.consume(n);
+            self.advance(n);
             filled += n;
-            self.offset += n as u64;
         }
         Ok(filled)
     }
 
     fn skip(&mut self, mut n: u64) -> io::Result<()> {
         while n > 0 {
-            let avail = self.inner.fill_buf()?;
+            let avail = self.fill()?;
             if avail.is_empty() {
                 return Err(truncated(self.offset));
             }
             let k = (avail.len() as u64).min(n) as usize;
-            self.inner.consume(k);
-            self.offset += k as u64;
+            self.advance(k);
             n -= k as u64;
         }
         Ok(())
     }
 
-    fn read_meta_body(&mut self, size: u64) -> io::Result<Vec<u8>> {
-        if size > MAX_META {
+    /// Data plus padding of an entry of `size` bytes; `size` is at most `MAX_SIZE` (2^60), so
+    /// this cannot overflow, but it is checked all the same.
+    fn span(&self, size: u64) -> io::Result<u64> {
+        size.checked_add(header::padding(size))
+            .ok_or_else(|| invalid(self.offset, format!("entry size {size} overflows")))
+    }
+
+    fn read_meta_body(&mut self, size: u64, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+        if size > limit {
             return Err(invalid(
                 self.offset,
-                format!("extended header of {size} bytes"),
+                format!("{what} of {size} bytes exceeds the limit of {limit} bytes"),
             ));
         }
         let mut body = vec![0u8; size as usize];
@@ -107,22 +216,59 @@ impl<R: BufRead> Reader<R> {
         Ok(body)
     }
 
+    /// Adds `n` bytes to the metadata kept for the archive, against [`MAX_METADATA`].
+    fn count_metadata(&mut self, n: usize, what: &[u8]) -> io::Result<()> {
+        self.metadata = self.metadata.saturating_add(n as u64);
+        if self.metadata > MAX_METADATA {
+            return Err(invalid(
+                self.offset,
+                format!(
+                    "entry {}: more than {MAX_METADATA} bytes of paths, link targets and PAX keys in all (MAX_METADATA)",
+                    shown(what)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the next block would pass libarchive's bid as a tar header (`false` at the
+    /// end of the input). The block stays to be read.
+    fn next_block_is_header(&mut self) -> io::Result<bool> {
+        let at = self.offset;
+        let mut block = Box::new([0u8; BLOCK]);
+        let n = self.read_full(&mut block[..])?;
+        let verdict = n == BLOCK && header::bids_as_header(&block);
+        if n == BLOCK {
+            debug_assert!(self.peeked.is_none());
+            self.peeked = Some(block);
+            self.peek_pos = 0;
+            self.offset = at;
+        } else if n > 0 {
+            return Err(truncated(self.offset));
+        }
+        Ok(verdict)
+    }
+
     /// The next entry, or `None` at the end of the archive.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
         if self.done {
             return Ok(None);
         }
-        self.skip(self.remaining + self.pad)?;
+        let left = self.remaining.checked_add(self.pad).ok_or_else(|| {
+            invalid(self.offset, format!("entry size {} overflows", self.remaining))
+        })?;
+        self.skip(left)?;
         self.remaining = 0;
         self.pad = 0;
-        let mut local = Pax::default();
+        let mut local: Option<Pax> = None;
+        let mut seen_global = false;
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         loop {
             let at = self.offset;
             let mut block = [0u8; BLOCK];
             match self.read_full(&mut block)? {
-                0 => {
+                0 if local.is_none() && long_name.is_none() && long_link.is_none() => {
                     // No end-of-archive marker: accepted, like GNU tar and bsdtar do.
                     self.done = true;
                     return Ok(None);
@@ -136,18 +282,37 @@ impl<R: BufRead> Reader<R> {
             }
             let raw = header::decode(&block).map_err(|e| invalid(at, e))?;
             match raw.flag {
-                b'x' => {
-                    let body = self.read_meta_body(raw.entry.size)?;
-                    local = local.merged(&header::parse_pax(&body).map_err(|e| invalid(at, e))?);
+                b'x' | b'X' => {
+                    if local.is_some() {
+                        return Err(invalid(at, "redundant 'x' header (bsdtar refuses it too)"));
+                    }
+                    self.format = Format::Pax;
+                    let body = self.read_meta_body(raw.entry.size, MAX_META, "PAX header")?;
+                    local = Some(header::parse_pax(&body).map_err(|e| invalid(at, e))?);
                 }
                 b'g' => {
-                    let body = self.read_meta_body(raw.entry.size)?;
-                    self.global = self
-                        .global
-                        .merged(&header::parse_pax(&body).map_err(|e| invalid(at, e))?);
+                    // libarchive skips global headers' records (none of them applies to the
+                    // entries it returns), so a `size` or `path` there changes nothing.
+                    if seen_global {
+                        return Err(invalid(at, "redundant 'g' header (bsdtar refuses it too)"));
+                    }
+                    seen_global = true;
+                    self.format = Format::Pax;
+                    if raw.entry.size == 0 {
+                        return Err(invalid(at, "empty global PAX header (bsdtar refuses it too)"));
+                    }
+                    let span = self.span(raw.entry.size)?;
+                    self.skip(span)?;
                 }
                 b'L' | b'K' => {
-                    let body = self.read_meta_body(raw.entry.size)?;
+                    self.format = Format::Gnu;
+                    let what = if raw.flag == b'L' {
+                        "GNU long name"
+                    } else {
+                        "GNU long link"
+                    };
+                    // One more byte for the terminating NUL GNU tar writes.
+                    let body = self.read_meta_body(raw.entry.size, MAX_PATH as u64 + 1, what)?;
                     let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
                     let name = body[..end].to_vec();
                     if raw.flag == b'L' {
@@ -156,43 +321,102 @@ impl<R: BufRead> Reader<R> {
                         long_link = Some(name);
                     }
                 }
-                _ => {
-                    let mut entry = raw.entry;
-                    if let Some(name) = long_name {
-                        entry.path = name;
-                    }
-                    if let Some(link) = long_link {
-                        entry.link = link;
-                    }
-                    let pax = self.global.merged(&local);
-                    pax.apply(&mut entry);
-                    self.pax_keys = pax.other;
-                    if pax.sparse || raw.flag == b'S' {
-                        return Err(invalid(
-                            at,
-                            format!(
-                                "{}: sparse files are not supported",
-                                String::from_utf8_lossy(&entry.path)
-                            ),
-                        ));
-                    }
-                    // Like bsdtar: these types never carry data, whatever the size field says.
-                    if matches!(
-                        entry.kind,
-                        Kind::Symlink
-                            | Kind::CharDevice
-                            | Kind::BlockDevice
-                            | Kind::Directory
-                            | Kind::Fifo
-                    ) {
-                        entry.size = 0;
-                    }
-                    self.remaining = entry.size;
-                    self.pad = header::padding(entry.size);
-                    return Ok(Some(entry));
+                b'V' => {
+                    // A GNU volume label: not an entry; libarchive skips it.
+                    self.format = Format::Gnu;
+                    let span = self.span(raw.entry.size)?;
+                    self.skip(span)?;
                 }
+                _ => return self.finish_entry(at, &block, raw, local, long_name, long_link),
             }
         }
+    }
+
+    fn finish_entry(
+        &mut self,
+        at: u64,
+        block: &[u8; BLOCK],
+        raw: header::RawHeader,
+        local: Option<Pax>,
+        long_name: Option<Vec<u8>>,
+        long_link: Option<Vec<u8>>,
+    ) -> io::Result<Option<Entry>> {
+        self.format = match (header::dialect(block), self.format) {
+            (Dialect::Gnu, _) => Format::Gnu,
+            (Dialect::Ustar, Format::Pax) => Format::Pax,
+            (Dialect::Ustar, _) => Format::Ustar,
+            (Dialect::V7, _) => Format::V7,
+        };
+        let mut entry = raw.entry;
+        if let Some(name) = long_name {
+            entry.path = name;
+        }
+        if let Some(link) = long_link {
+            entry.link = link;
+        }
+        let pax = local.unwrap_or_default();
+        pax.apply(&mut entry);
+        for (what, bytes) in [("path", &entry.path), ("link target", &entry.link)] {
+            if bytes.len() > MAX_PATH {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "entry {}: {what} of {} bytes exceeds the limit of {MAX_PATH} bytes (MAX_PATH, Linux's PATH_MAX)",
+                        shown(&entry.path),
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(k) = pax.other.iter().find(|k| k.len() > MAX_PAX_KEY) {
+            return Err(invalid(
+                at,
+                format!(
+                    "entry {}: PAX key of {} bytes exceeds the limit of {MAX_PAX_KEY} bytes (MAX_PAX_KEY)",
+                    shown(&entry.path),
+                    k.len()
+                ),
+            ));
+        }
+        let keys: usize = pax.other.iter().map(Vec::len).sum();
+        self.count_metadata(entry.path.len() + entry.link.len() + keys, &entry.path)?;
+        self.count_entries(1, &entry.path)?;
+        self.pax_keys = pax.other;
+        if pax.sparse || raw.flag == b'S' {
+            return Err(invalid(
+                at,
+                format!(
+                    "entry {}: sparse files are not supported (bsdtar would expand them; pack without --sparse)",
+                    shown(&entry.path)
+                ),
+            ));
+        }
+        // libarchive: a "regular" entry whose path ends in '/' is a directory without data.
+        if entry.kind == Kind::Regular && entry.path.ends_with(b"/") {
+            entry.kind = Kind::Directory;
+        }
+        match entry.kind {
+            // libarchive: these never carry data, whatever the size field says.
+            Kind::Symlink | Kind::CharDevice | Kind::BlockDevice | Kind::Directory | Kind::Fifo => {
+                entry.size = 0;
+            }
+            // libarchive: a hard link's size is data only in a pax interchange archive, never
+            // in v7 or GNU ones, and in a ustar one only when the next block is not a header.
+            Kind::HardLink if entry.size > 0 => {
+                let ignore = match self.format {
+                    Format::Pax => false,
+                    Format::V7 | Format::Gnu => true,
+                    Format::Ustar => self.next_block_is_header()?,
+                };
+                if ignore {
+                    entry.size = 0;
+                }
+            }
+            _ => {}
+        }
+        self.remaining = entry.size;
+        self.pad = header::padding(entry.size);
+        Ok(Some(entry))
     }
 
     /// The next piece of the current entry's data (empty once all of it was consumed).
@@ -202,7 +426,7 @@ impl<R: BufRead> Reader<R> {
         }
         let offset = self.offset;
         let remaining = self.remaining;
-        let avail = self.inner.fill_buf()?;
+        let avail = self.fill()?;
         if avail.is_empty() {
             return Err(truncated(offset));
         }
@@ -213,8 +437,7 @@ impl<R: BufRead> Reader<R> {
     /// Marks `n` bytes returned by [`Reader::data`] as used.
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n as u64 <= self.remaining);
-        self.inner.consume(n);
-        self.offset += n as u64;
+        self.advance(n);
         self.remaining -= n as u64;
     }
 
