@@ -165,6 +165,9 @@ in
       # bash.exe on Windows, scripts written for other distributions, Microsoft's
       # distribution validator.
       "/bin/bash" = "${pkgs.bashInteractive}/bin/bash";
+      # Recovery from Windows with nothing of the system working but the static admin CLI:
+      # `wsl -d NixOS -u root -e /bin/nixos-wsl boot --rollback`.
+      "/bin/nixos-wsl" = "${cfg.package}/bin/nixos-wsl";
     } // lib.mapAttrs' (name: program: lib.nameValuePair "/bin/${name}" (toString program)) cfg.extraBin;
 
     environment.systemPackages = [ wslpath ];

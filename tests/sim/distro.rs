@@ -52,6 +52,8 @@ pub struct DistroOptions {
     pub wsl_systemd: Option<super::native::WslSystemd>,
     /// Users' own shells as the NixOS module writes them (`DistroOptions::user_shell`).
     pub user_shells: Vec<(String, String)>,
+    /// Symlinks put on the disk before the first boot, after `files`: (path, target).
+    pub links: Vec<(String, String)>,
 }
 
 impl DistroOptions {
@@ -65,7 +67,14 @@ impl DistroOptions {
             state_dir: None,
             wsl_systemd: None,
             user_shells: Vec::new(),
+            links: Vec::new(),
         }
+    }
+
+    /// Adds a symlink to the disk before the first boot (replacing what the rootfs has there).
+    pub fn link(mut self, path: &str, target: &str) -> DistroOptions {
+        self.links.push((path.into(), target.into()));
+        self
     }
 
     /// `users.users.<user>.shell = <real>` the way the NixOS module writes it to passwd: a
@@ -273,6 +282,9 @@ impl Distro {
         self.write_user_shells(&upper)?;
         for (path, contents, mode) in &self.opts.files {
             write_under(&upper, &self.rootfs.dir, path, contents, *mode)?;
+        }
+        for (path, target) in &self.opts.links {
+            symlink_under(&upper, &self.rootfs.dir, path, target)?;
         }
         Ok(())
     }

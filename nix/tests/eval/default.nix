@@ -74,7 +74,8 @@ let
         "every absolute path WSL calls is linked" =
           lib.all (path: c.wsl.links ? ${path}) [ "/bin/mount" "/bin/true" "/bin/login" "/bin/wslpath" "/bin/bash" "/sbin/init" "/bin/systemctl" "/bin/grep" ]
             && c.wsl.links."/bin/true" == "${mysystemPkgs.coreutils}/bin/true"
-            && c.wsl.links."/sbin/init" == "${c.wsl.package}/bin/nixos-wsl-init";
+            && c.wsl.links."/sbin/init" == "${c.wsl.package}/bin/nixos-wsl-init"
+            && c.wsl.links."/bin/nixos-wsl" == "${c.wsl.package}/bin/nixos-wsl";
         "/bin/sh finds systemctl and grep without PATH (bash's FHS build)" =
           c.environment.binsh == "${mysystemPkgs.bashInteractiveFHS}/bin/sh";
         "no kernel, initrd, firmware or bootspec in the toplevel" =

@@ -1,0 +1,359 @@
+//! NixOS generations at boot (issue 14), end to end in the WSL simulator with real systemd,
+//! in both modes (the login shell's namespace, and WSL's own systemd with nixos-wsl-init).
+//!
+//! Every distro gets a system profile of fake generations: `/nix/store/<hash>-nixos-system-gN`
+//! with an `activate` that appends N to the persistent `/var/log/generations` and links
+//! `/run/current-system`, a `systemd` link to Debian's `/usr` (so
+//! `<toplevel>/systemd/lib/systemd/systemd` is real systemd) and a `nixos-version`; the profile
+//! links `system-N-link` and `system -> system-2-link`; the static admin CLI at /bin/nixos-wsl,
+//! as the module links it. Root only; fails in CI when it cannot run, skipped elsewhere.
+
+mod sim;
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use libtest_mimic::{Arguments, Trial};
+
+use sim::harness::{self, TestFn};
+use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
+
+const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Namespace,
+    Native,
+}
+
+fn main() {
+    if let Some(code) = sim::role_main() {
+        std::process::exit(code);
+    }
+    let args = Arguments::from_args();
+    let t: Vec<(&str, TestFn)> = vec![
+        ("generations::namespace::chosen_once_then_current", || {
+            chosen_once(Mode::Namespace)
+        }),
+        ("generations::native::chosen_once_then_current", || {
+            chosen_once(Mode::Native)
+        }),
+        (
+            "generations::namespace::broken_current_names_the_previous",
+            || broken_current(Mode::Namespace),
+        ),
+        (
+            "generations::native::broken_current_names_the_previous",
+            || broken_current(Mode::Native),
+        ),
+        (
+            "generations::namespace::missing_systemd_names_the_previous",
+            || missing_systemd(Mode::Namespace),
+        ),
+        (
+            "generations::native::missing_systemd_names_the_previous",
+            || missing_systemd(Mode::Native),
+        ),
+        (
+            "generations::environment_variable_cold_and_warm",
+            environment_variable,
+        ),
+        ("generations::bad_choices_change_nothing", bad_choices),
+        (
+            "generations::recovery_through_bin_nixos_wsl_with_broken_shells",
+            recovery_with_broken_shells,
+        ),
+    ];
+    let tests: Vec<Trial> = t
+        .into_iter()
+        .map(|(n, f)| harness::gated(n, f, || harness::needs_root("generations")))
+        .collect();
+    harness::start_watchdog("generations", 600, || {});
+    libtest_mimic::run(&args, tests).exit();
+}
+
+fn bin(var: &str, default: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(default),
+    }
+}
+
+/// A fake store path name for generation `n`.
+fn toplevel(n: u32) -> String {
+    format!("/nix/store/{n:032}-nixos-system-g{n}")
+}
+
+/// The generation's activation: records itself, links /run/current-system; `fail` makes it
+/// exit 1 after recording (a broken generation).
+fn activate(n: u32, fail: bool) -> String {
+    format!(
+        "#!/bin/sh\nset -eu\necho {n} >> /var/log/generations\n{}ln -sfn {t} /run/current-system\n",
+        if fail { "exit 1\n" } else { "" },
+        t = toplevel(n)
+    )
+}
+
+/// A distro with generations 1 and 2 (current), in `mode`; `more` adds to it.
+fn distro(
+    name: &str,
+    mode: Mode,
+    more: impl FnOnce(DistroOptions) -> DistroOptions,
+) -> Result<Distro> {
+    let shell = RootShell::NixosWslShell(bin(
+        "NIXOS_WSL_TEST_SHELL_BIN",
+        env!("CARGO_BIN_EXE_nixos-wsl-shell"),
+    ));
+    let mut opts = DistroOptions::new(name, shell);
+    if mode == Mode::Native {
+        opts = opts.wsl_systemd(sim::WslSystemd::new(bin(
+            "NIXOS_WSL_TEST_INIT_BIN",
+            env!("CARGO_BIN_EXE_nixos-wsl-init"),
+        )));
+    }
+    let cli = std::fs::read(CLI)?;
+    // Debian's /bin is /usr/bin: this is /bin/nixos-wsl, as the module links it.
+    opts = opts.file_mode("/usr/bin/nixos-wsl", cli, 0o755);
+    for n in [1, 2] {
+        opts = generation(opts, n, false);
+    }
+    opts = opts.link("/nix/var/nix/profiles/system", "system-2-link");
+    Distro::start(more(opts))
+}
+
+/// Adds generation `n` (its toplevel and profile link).
+fn generation(opts: DistroOptions, n: u32, broken: bool) -> DistroOptions {
+    let t = toplevel(n);
+    opts.file_mode(&format!("{t}/activate"), activate(n, broken), 0o755)
+        .file(&format!("{t}/nixos-version"), format!("25.11.g{n}\n"))
+        .link(&format!("{t}/systemd"), "/usr")
+        .link(&format!("/nix/var/nix/profiles/system-{n}-link"), &t)
+}
+
+/// What the last boot activated, the recorded generation, and PID 1's name.
+fn booted(d: &Distro) -> Result<(String, String, String)> {
+    let out = d.run(&Launch::command(
+        "tail -n1 /var/log/generations; cut -d' ' -f1 /run/nixos-wsl/generation; cat /proc/1/comm",
+    ))?;
+    ensure!(out.exit == Exit::Code(0), "{out}");
+    let lines: Vec<String> = out.out().lines().map(str::to_owned).collect();
+    ensure!(lines.len() == 3, "{out}");
+    Ok((lines[0].clone(), lines[1].clone(), lines[2].clone()))
+}
+
+fn as_root(d: &Distro, argv: &[&str]) -> Result<Output> {
+    d.run(&Launch::exec(argv.iter().copied()).user("root"))
+}
+
+fn restart(d: &Distro) -> Result<()> {
+    d.terminate()?;
+    d.boot()
+}
+
+/// The current generation boots; `boot --generation 1` makes the next start (only) boot 1;
+/// `--rollback` picks 1 as well; `--default` forgets the choice.
+fn chosen_once(mode: Mode) -> Result<()> {
+    let d = distro(&format!("gen-{mode:?}"), mode, |o| o)?;
+    let sd = "systemd".to_string();
+    ensure!(
+        booted(&d)? == ("2".into(), "2".into(), sd.clone()),
+        "first boot"
+    );
+
+    let list = as_root(&d, &["/bin/nixos-wsl", "generations"])?;
+    ensure!(list.exit == Exit::Code(0), "{list}");
+    let text = list.out();
+    ensure!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("1 ") && l.contains("25.11.g1"))
+            && text
+                .lines()
+                .any(|l| l.trim_start().starts_with("2 ") && l.contains("(current, booted)")),
+        "{list}"
+    );
+    let json = as_root(&d, &["/bin/nixos-wsl", "generations", "--json"])?;
+    ensure!(
+        json.out().starts_with("[{\"number\":1,")
+            && json.out().contains("\"current\":true,\"booted\":true"),
+        "{json}"
+    );
+
+    let out = as_root(&d, &["/bin/nixos-wsl", "boot", "--generation", "1"])?;
+    ensure!(
+        out.exit == Exit::Code(0) && out.out().contains(&format!("wsl -t {}", d.name())),
+        "{out}"
+    );
+    restart(&d)?;
+    ensure!(
+        booted(&d)? == ("1".into(), "1".into(), sd.clone()),
+        "the chosen boot"
+    );
+    let status = as_root(&d, &["/bin/nixos-wsl", "status"])?;
+    ensure!(
+        status.out().contains("generation:  1 booted, 2 current"),
+        "{status}"
+    );
+    // A second launch of the same boot stays on 1.
+    ensure!(booted(&d)?.1 == "1", "a later launch of the chosen boot");
+    restart(&d)?;
+    ensure!(
+        booted(&d)? == ("2".into(), "2".into(), sd.clone()),
+        "the boot after"
+    );
+
+    let out = as_root(&d, &["/bin/nixos-wsl", "boot", "--rollback"])?;
+    ensure!(out.exit == Exit::Code(0), "{out}");
+    let choice = d.root_sh("cat /var/lib/nixos-wsl/next-generation")?;
+    ensure!(choice.out() == "1\n", "{choice}");
+    let out = as_root(&d, &["/bin/nixos-wsl", "boot", "--default"])?;
+    ensure!(out.exit == Exit::Code(0), "{out}");
+    restart(&d)?;
+    ensure!(booted(&d)?.0 == "2", "--default forgot the choice");
+    Ok(())
+}
+
+/// The current generation's activation fails: the user still gets a shell, and one line that
+/// names the previous generation and the command that boots it.
+fn broken_current(mode: Mode) -> Result<()> {
+    let d = distro(&format!("gen-broken-{mode:?}"), mode, |o| {
+        generation(o, 3, true).link("/nix/var/nix/profiles/system", "system-3-link")
+    })?;
+    let out = d.run(&Launch::command("echo shell"))?;
+    ensure!(out.exit == Exit::Code(0) && out.out() == "shell\n", "{out}");
+    let hint = "to boot the previous generation 2, run from Windows: wsl -d";
+    ensure!(
+        out.err().contains(hint)
+            && out
+                .err()
+                .contains("-u root -e /bin/nixos-wsl boot --generation 2"),
+        "no hint naming generation 2: {out}"
+    );
+    // Following it works.
+    let fix = as_root(&d, &["/bin/nixos-wsl", "boot", "--generation", "2"])?;
+    ensure!(fix.exit == Exit::Code(0), "{fix}");
+    restart(&d)?;
+    let out = d.run(&Launch::command("tail -n1 /var/log/generations"))?;
+    ensure!(out.out() == "2\n" && !out.err().contains(hint), "{out}");
+    Ok(())
+}
+
+/// The current generation has no systemd: a shell, and the hint.
+fn missing_systemd(mode: Mode) -> Result<()> {
+    let d = distro(&format!("gen-nosd-{mode:?}"), mode, |o| {
+        let t = toplevel(4);
+        o.file_mode(&format!("{t}/activate"), activate(4, false), 0o755)
+            .link(&format!("{t}/systemd"), "/nonexistent")
+            .link("/nix/var/nix/profiles/system-4-link", &t)
+            .link("/nix/var/nix/profiles/system", "system-4-link")
+    })?;
+    let out = d.run(&Launch::command("echo shell").timeout(std::time::Duration::from_secs(60)))?;
+    ensure!(out.out() == "shell\n", "{out}");
+    ensure!(
+        out.err().contains("to boot the previous generation 2"),
+        "no hint: {out}"
+    );
+    Ok(())
+}
+
+/// NIXOS_WSL_GENERATION (namespace mode): a cold start boots it; a warm launch says what
+/// runs and changes nothing.
+fn environment_variable() -> Result<()> {
+    let d = distro("gen-env", Mode::Namespace, |o| o)?;
+    let out = d.run(
+        &Launch::command("tail -n1 /var/log/generations").wslenv("NIXOS_WSL_GENERATION", "1"),
+    )?;
+    ensure!(
+        out.out() == "1\n",
+        "cold start with NIXOS_WSL_GENERATION=1: {out}"
+    );
+    let warm = d.run(
+        &Launch::command("tail -n1 /var/log/generations").wslenv("NIXOS_WSL_GENERATION", "2"),
+    )?;
+    ensure!(
+        warm.out() == "1\n"
+            && warm.err().contains("NIXOS_WSL_GENERATION = 2 applies when the distribution starts; it is running generation 1"),
+        "warm launch: {warm}"
+    );
+    restart(&d)?;
+    ensure!(booted(&d)?.0 == "2", "the next cold start without it");
+    Ok(())
+}
+
+/// Bad input gets one clear line and changes nothing.
+fn bad_choices() -> Result<()> {
+    let d = distro("gen-bad", Mode::Namespace, |o| {
+        // 3: incomplete (no activate); 5: a link outside the store.
+        let t = toplevel(3);
+        o.file(&format!("{t}/nixos-version"), "25.11.g3\n")
+            .link("/nix/var/nix/profiles/system-3-link", &t)
+            .file_mode("/opt/evil/activate", "#!/bin/sh\n", 0o755)
+            .link("/nix/var/nix/profiles/system-5-link", "/opt/evil")
+    })?;
+    for (args, code, why) in [
+        (&["--generation", "7"][..], 1, "there is no generation 7"),
+        (&["--generation", "3"], 1, "generation 3 is incomplete"),
+        (&["--generation", "5"], 1, "outside the Nix store"),
+        (&["--generation", "x"], 2, "not a generation number"),
+        (&["--generation", "0"], 2, "not a generation number"),
+        (&["--bogus"], 2, "give one of"),
+    ] {
+        let mut argv = vec!["/bin/nixos-wsl", "boot"];
+        argv.extend_from_slice(args);
+        let out = as_root(&d, &argv)?;
+        ensure!(
+            out.exit == Exit::Code(code) && out.err().contains(why),
+            "boot {args:?}: {out}"
+        );
+    }
+    let none = d.root_sh("ls /var/lib/nixos-wsl/next-generation 2>&1 || true")?;
+    ensure!(
+        none.out().contains("No such file"),
+        "a refused choice was recorded: {none}"
+    );
+    // Not root.
+    let out = d.run(&Launch::exec(["/bin/nixos-wsl", "boot", "--rollback"]).user("nixos"))?;
+    ensure!(
+        out.exit == Exit::Code(1) && out.err().contains("as root"),
+        "{out}"
+    );
+
+    // A garbage choice file: one line, the current generation boots, the file is set aside.
+    d.root_sh("mkdir -p /var/lib/nixos-wsl && echo banana > /var/lib/nixos-wsl/next-generation")?;
+    restart(&d)?;
+    let out = d.run(&Launch::command("tail -n1 /var/log/generations"))?;
+    ensure!(
+        out.out() == "2\n"
+            && out.err().contains(
+                "/var/lib/nixos-wsl/next-generation: \"banana\" is not a generation number"
+            ),
+        "{out}"
+    );
+    // An unreadable one (a directory): one line, the current generation, nothing removed.
+    d.root_sh(
+        "rm -f /var/lib/nixos-wsl/next-generation*; mkdir /var/lib/nixos-wsl/next-generation",
+    )?;
+    restart(&d)?;
+    let out = d.run(&Launch::command(
+        "tail -n1 /var/log/generations; test -d /var/lib/nixos-wsl/next-generation && echo kept",
+    ))?;
+    ensure!(
+        out.out() == "2\nkept\n" && out.err().contains("is not a small regular file"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// Every user's passwd shell broken: `wsl -u root -e /bin/nixos-wsl boot --rollback` still
+/// works (no shell, no PATH, a static binary).
+fn recovery_with_broken_shells() -> Result<()> {
+    let d = distro("gen-recovery", Mode::Namespace, |o| o)?;
+    d.root_sh("sed -i 's#:[^:]*$#:/nonexistent/shell#' /etc/passwd")?;
+    let out = d.run(&Launch::exec(["/bin/nixos-wsl", "boot", "--rollback"]).user("root"))?;
+    ensure!(out.exit == Exit::Code(0), "{out}");
+    let out = d.run(&Launch::exec(["/bin/nixos-wsl", "generations"]).user("root"))?;
+    ensure!(
+        out.exit == Exit::Code(0) && out.out().contains("25.11.g1"),
+        "{out}"
+    );
+    Ok(())
+}
