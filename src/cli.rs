@@ -19,6 +19,7 @@
 //! nixos-wsl ...`), inside our namespace (`sudo nixos-wsl ...` in a session), or under WSL's
 //! own systemd (`[boot] systemd=true`), where there is no namespace of ours at all.
 
+pub mod doctor;
 pub mod exec;
 pub mod generations;
 pub mod logs;

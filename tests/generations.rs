@@ -79,21 +79,6 @@ fn bin(var: &str, default: &str) -> PathBuf {
     }
 }
 
-/// A fake store path name for generation `n`.
-fn toplevel(n: u32) -> String {
-    format!("/nix/store/{n:032}-nixos-system-g{n}")
-}
-
-/// The generation's activation: records itself, links /run/current-system; `fail` makes it
-/// exit 1 after recording (a broken generation).
-fn activate(n: u32, fail: bool) -> String {
-    format!(
-        "#!/bin/sh\nset -eu\necho {n} >> /var/log/generations\n{}ln -sfn {t} /run/current-system\n",
-        if fail { "exit 1\n" } else { "" },
-        t = toplevel(n)
-    )
-}
-
 /// A distro with generations 1 and 2 (current), in `mode`; `more` adds to it.
 fn distro(
     name: &str,
@@ -111,23 +96,8 @@ fn distro(
             env!("CARGO_BIN_EXE_nixos-wsl-init"),
         )));
     }
-    let cli = std::fs::read(CLI)?;
-    // Debian's /bin is /usr/bin: this is /bin/nixos-wsl, as the module links it.
-    opts = opts.file_mode("/usr/bin/nixos-wsl", cli, 0o755);
-    for n in [1, 2] {
-        opts = generation(opts, n, false);
-    }
-    opts = opts.link("/nix/var/nix/profiles/system", "system-2-link");
+    opts = sim::nixos::system(opts, &std::fs::read(CLI)?);
     Distro::start(more(opts))
-}
-
-/// Adds generation `n` (its toplevel and profile link).
-fn generation(opts: DistroOptions, n: u32, broken: bool) -> DistroOptions {
-    let t = toplevel(n);
-    opts.file_mode(&format!("{t}/activate"), activate(n, broken), 0o755)
-        .file(&format!("{t}/nixos-version"), format!("25.11.g{n}\n"))
-        .link(&format!("{t}/systemd"), "/usr")
-        .link(&format!("/nix/var/nix/profiles/system-{n}-link"), &t)
 }
 
 /// What the last boot activated, the recorded generation, and PID 1's name.
@@ -216,7 +186,7 @@ fn chosen_once(mode: Mode) -> Result<()> {
 /// names the previous generation and the command that boots it.
 fn broken_current(mode: Mode) -> Result<()> {
     let d = distro(&format!("gen-broken-{mode:?}"), mode, |o| {
-        generation(o, 3, true).link("/nix/var/nix/profiles/system", "system-3-link")
+        sim::nixos::generation(o, 3, true).link("/nix/var/nix/profiles/system", "system-3-link")
     })?;
     let out = d.run(&Launch::command("echo shell"))?;
     ensure!(out.exit == Exit::Code(0) && out.out() == "shell\n", "{out}");
@@ -240,11 +210,15 @@ fn broken_current(mode: Mode) -> Result<()> {
 /// The current generation has no systemd: a shell, and the hint.
 fn missing_systemd(mode: Mode) -> Result<()> {
     let d = distro(&format!("gen-nosd-{mode:?}"), mode, |o| {
-        let t = toplevel(4);
-        o.file_mode(&format!("{t}/activate"), activate(4, false), 0o755)
-            .link(&format!("{t}/systemd"), "/nonexistent")
-            .link("/nix/var/nix/profiles/system-4-link", &t)
-            .link("/nix/var/nix/profiles/system", "system-4-link")
+        let t = sim::nixos::toplevel(4);
+        o.file_mode(
+            &format!("{t}/activate"),
+            sim::nixos::activate(4, false),
+            0o755,
+        )
+        .link(&format!("{t}/systemd"), "/nonexistent")
+        .link("/nix/var/nix/profiles/system-4-link", &t)
+        .link("/nix/var/nix/profiles/system", "system-4-link")
     })?;
     let out = d.run(&Launch::command("echo shell").timeout(std::time::Duration::from_secs(60)))?;
     ensure!(out.out() == "shell\n", "{out}");
@@ -283,7 +257,7 @@ fn environment_variable() -> Result<()> {
 fn bad_choices() -> Result<()> {
     let d = distro("gen-bad", Mode::Namespace, |o| {
         // 3: incomplete (no activate); 5: a link outside the store.
-        let t = toplevel(3);
+        let t = sim::nixos::toplevel(3);
         o.file(&format!("{t}/nixos-version"), "25.11.g3\n")
             .link("/nix/var/nix/profiles/system-3-link", &t)
             .file_mode("/opt/evil/activate", "#!/bin/sh\n", 0o755)

@@ -34,6 +34,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         run: nixos_wsl::cli::logs::main,
     },
     Subcommand {
+        name: "doctor",
+        summary: "read-only checks of the distribution, each with its fix (--json)",
+        run: nixos_wsl::cli::doctor::main,
+    },
+    Subcommand {
         name: "generations",
         summary: "the NixOS generations, and which is current and booted (--json)",
         run: nixos_wsl::cli::generations::list_main,

@@ -147,8 +147,14 @@ fn run(args: Args) -> i32 {
     status.exit_code(known)
 }
 
-/// Looks at everything; the boolean is false when the mode could not be determined.
 fn inspect() -> (Status, bool) {
+    inspect_with(SYSTEMCTL_TIMEOUT)
+}
+
+/// Looks at everything, giving each systemctl call `timeout`; the boolean is false when the
+/// mode could not be determined. From outside the namespace this joins it (as root), so
+/// later commands of this process run there too.
+pub fn inspect_with(timeout: Duration) -> (Status, bool) {
     let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
     let mut status = Status {
         mode: Mode::None,
@@ -181,10 +187,10 @@ fn inspect() -> (Status, bool) {
             };
             status.inside = true;
             let own_ino = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
-            status.systemd = Some(describe(systemctl.as_deref(), None, own_ino));
+            status.systemd = Some(describe(systemctl.as_deref(), None, own_ino, timeout));
             (status, true)
         }
-        Place::Outside => match outside(&mut status, systemctl.as_deref()) {
+        Place::Outside => match outside(&mut status, systemctl.as_deref(), timeout) {
             Ok(()) => (status, true),
             Err(e) => {
                 let hint = if Uid::effective().is_root() {
@@ -201,7 +207,7 @@ fn inspect() -> (Status, bool) {
 
 /// From outside: find the namespace through its handle and join it (the login shell's own
 /// code, which also finds systemd's PID outside), then ask systemd.
-fn outside(status: &mut Status, systemctl: Option<&Path>) -> Result<()> {
+fn outside(status: &mut Status, systemctl: Option<&Path>, timeout: Duration) -> Result<()> {
     if !super::state_dir_is_real() {
         return Ok(());
     }
@@ -219,13 +225,19 @@ fn outside(status: &mut Status, systemctl: Option<&Path>) -> Result<()> {
         systemctl,
         Some(joined.init_pid),
         Some(joined.pid_ino),
+        timeout,
     ));
     Ok(())
 }
 
 /// Asks about systemd: must run where `/proc` is its namespace's and children start in its
 /// PID namespace (after joining, or from inside).
-fn describe(systemctl: Option<&Path>, pid_outside: Option<i32>, pid_ino: Option<u64>) -> Systemd {
+fn describe(
+    systemctl: Option<&Path>,
+    pid_outside: Option<i32>,
+    pid_ino: Option<u64>,
+    timeout: Duration,
+) -> Systemd {
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -238,7 +250,7 @@ fn describe(systemctl: Option<&Path>, pid_outside: Option<i32>, pid_ino: Option<
         .ok()
         .and_then(|s| procfs::uptime_secs(&s));
     let ask = |args: &[&str]| -> Option<String> {
-        let (_, out) = super::run_bounded(systemctl?, args, SYSTEMCTL_TIMEOUT).ok()?;
+        let (_, out) = super::run_bounded(systemctl?, args, timeout).ok()?;
         let out = out.trim();
         (!out.is_empty()).then(|| out.to_owned())
     };

@@ -29,6 +29,7 @@ pub mod init;
 pub mod launch;
 pub mod launcher;
 pub mod native;
+pub mod nixos;
 pub mod rootfs;
 pub mod safety;
 pub mod session;
