@@ -119,20 +119,18 @@ fn healthy(mode: Mode) -> Result<()> {
 fn json_shape() -> Result<()> {
     let d = distro("doctor-json", Mode::Namespace, |o| o)?;
     let out = doctor(&d, &["--json"])?;
-    let script = format!(
-        r#"
+    let script = r#"
 import json, sys
 r = json.loads(sys.stdin.read())
-assert set(r) == {{"checks", "summary"}}, r
+assert set(r) == {"checks", "summary"}, r
 assert len(r["checks"]) == 13
 for c in r["checks"]:
-    assert set(c) == {{"name", "status", "message", "fix"}}, c
+    assert set(c) == {"name", "status", "message", "fix"}, c
     assert c["status"] in ("ok", "warn", "fail")
     assert (c["fix"] is None) == (c["status"] == "ok"), c
 s = r["summary"]
 assert s["ok"] + s["warn"] + s["fail"] == 13 and s["fail"] == 0, s
-"#
-    );
+"#;
     let mut py = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)
