@@ -275,6 +275,9 @@ let
         asserts [ ({ pkgs, ... }: { wsl.nativeSystemd = false; users.users.root.shell = pkgs.shadow; }) ] "root's shell is what starts systemd";
       "wsl.shell is deprecated" = warns [ ({ pkgs, ... }: { wsl.shell = pkgs.bashInteractive; }) ] "wsl.shell is deprecated";
       "wsl.extraBin with a path as name" = asserts [{ wsl.extraBin."usr/bin/cat" = "/x"; }] "is not a file name in /bin";
+      "no uid for [oobe] defaultUid" = asserts [{ users.users.nixos.uid = lib.mkForce null; }] "needs the\ndefault user's uid";
+      "a defaultUid other than 1000" = warns [{ users.users.nixos.uid = 1001; }] "Microsoft's distribution rules expect 1000";
+      "wsl.tarball.extraFiles with a relative path" = asserts [{ wsl.tarball.extraFiles."home/x".source = ./default.nix; }] "is not an absolute path";
     };
 
   deprecated =
