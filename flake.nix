@@ -30,7 +30,9 @@
       # `nix build .#wsl` gives result/nixos.wsl; `.#wsl-manifest` the DistributionInfo.json
       # entry for both architectures' `.wsl` files.
       packages = forAllSystems (system: {
-        default = (pkgsFor system).pkgsStatic.callPackage ./nix/packages/nixos-wsl.nix { };
+        default = (pkgsFor system).pkgsStatic.callPackage ./nix/packages/nixos-wsl.nix {
+          rev = self.rev or self.dirtyRev or "unknown";
+        };
         inherit (configurationFor.${system}.config.system.build) installer tarball wsl;
         wsl-manifest = (pkgsFor system).callPackage ./nix/packages/wsl-manifest.nix {
           nixos-wsl = self.packages.${system}.default;

@@ -27,6 +27,7 @@ pub mod procfs;
 pub mod render;
 pub mod status;
 pub mod stop;
+pub mod version;
 
 use std::ffi::OsString;
 use std::io::Read;

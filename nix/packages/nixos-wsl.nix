@@ -5,7 +5,11 @@
 # Call it from `pkgsStatic` (the flake and default.nix do): the shell runs on the very first
 # boot, before the activation has created anything it could link against, and from WSL's
 # recovery distro, so it must be a static ELF.
-{ lib, rustPlatform }:
+{ lib
+, rustPlatform
+  # The git revision, for `nixos-wsl version` (the flake passes self.rev or self.dirtyRev).
+, rev ? "unknown"
+}:
 
 let
   manifest = lib.importTOML ../../Cargo.toml;
@@ -30,6 +34,9 @@ rustPlatform.buildRustPackage {
   };
 
   cargoLock.lockFile = ../../Cargo.lock;
+
+  # Read at compile time (option_env! in src/cli/version.rs).
+  NIXOS_WSL_REV = rev;
 
   # Unit tests of the library and the binaries run in checkPhase. The integration test
   # binaries (tests/*.rs: `wsl`, `tarball`) are left out on purpose: they run the programs

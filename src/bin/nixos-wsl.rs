@@ -50,6 +50,11 @@ const SUBCOMMANDS: &[Subcommand] = &[
         run: nixos_wsl::cli::generations::boot_main,
     },
     Subcommand {
+        name: "version",
+        summary: "this program, its git revision, NixOS, the generation, the mode, the kernel, WSL (--json)",
+        run: nixos_wsl::cli::version::main,
+    },
+    Subcommand {
         name: "tarball",
         summary: "build, wrap and verify distribution tarballs (`nixos-wsl tarball --help`)",
         run: nixos_wsl::tarball::cli::main,
@@ -74,7 +79,11 @@ fn main() -> ExitCode {
     };
     let code = match first.to_str() {
         Some("--version") | Some("-V") => {
-            println!("nixos-wsl {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "nixos-wsl {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                nixos_wsl::cli::version::REV
+            );
             0
         }
         Some("--help") | Some("-h") | Some("help") => {
