@@ -395,7 +395,11 @@ fn planner_is_linear_in_path_depth() {
     let start = Instant::now();
     let deep = format!("./{}s/x", "a/".repeat(100_000));
     let err = p.plan(&file(&deep, 0)).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(!err.to_string().contains('\n'), "{err}");
     // Within the limits: deep, but linear (the hash of every ancestor is not recomputed).
     let start = Instant::now();
@@ -403,7 +407,11 @@ fn planner_is_linear_in_path_depth() {
         let path = format!("./t{i}/{}f", "b/".repeat(1000));
         p.plan(&file(&path, 0)).unwrap();
     }
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// verify: memory was quadratic in path length (a 64 KiB nested path took about 1 GB; a
@@ -454,8 +462,10 @@ fn verify_memory_is_bounded_by_metadata_limits() {
     // Streamed to the file: the uncompressed archives are 700 MB and 400 MB.
     let write = |name: &str, n: usize, one: &dyn Fn(usize) -> Vec<u8>| {
         let p = t.0.join(name);
-        let mut enc =
-            flate2::write::GzEncoder::new(fs::File::create(&p).unwrap(), flate2::Compression::fast());
+        let mut enc = flate2::write::GzEncoder::new(
+            fs::File::create(&p).unwrap(),
+            flate2::Compression::fast(),
+        );
         for i in 0..n {
             enc.write_all(&one(i)).unwrap();
         }
@@ -628,4 +638,490 @@ fn index_still_resolves() {
     assert_eq!(real, b"usr/bin/dash");
     assert_eq!(e.kind, Kind::Regular);
     assert_eq!(index.contents.get(&real[..]).unwrap(), b"\x7fELF");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fuzz harness.
+
+/// Inputs per run (`NIXOS_WSL_FUZZ_TAR_INPUTS`, default 100,000) and the seed
+/// (`NIXOS_WSL_FUZZ_TAR_SEED`, default fixed so CI runs are reproducible).
+fn fuzz_params() -> (u64, u64) {
+    let get = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (
+        get("NIXOS_WSL_FUZZ_TAR_INPUTS", 100_000),
+        get("NIXOS_WSL_FUZZ_TAR_SEED", 0x5eed_0016),
+    )
+}
+
+/// Seconds one input may take before the worker reports a timeout.
+const INPUT_DEADLINE: u64 = 20;
+
+/// splitmix64: small, seedable, and the same everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, input: u64) -> Rng {
+        Rng(seed ^ input.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// One generated input: the bytes, whether it is well-formed (no mutation; comparable with
+/// bsdtar), and the offsets of its header blocks in the uncompressed tar.
+struct Input {
+    bytes: Vec<u8>,
+    well_formed: bool,
+}
+
+const WORDS: &[&str] = &["a", "b", "etc", "bin", "usr", "x.conf", "d", ".", "..", "n"];
+
+fn gen_path(rng: &mut Rng, allow_dotdot: bool) -> String {
+    let mut parts = Vec::new();
+    let depth = 1 + rng.below(4);
+    for _ in 0..depth {
+        let w = *rng.pick(WORDS);
+        if w == ".." && !allow_dotdot {
+            parts.push("p");
+        } else {
+            parts.push(w);
+        }
+    }
+    let mut p = parts.join("/");
+    if rng.chance(6) {
+        // Longer than the ustar fields: PAX or GNU long names.
+        p.push('/');
+        p.push_str(&"L".repeat(100 + rng.below(200) as usize));
+    }
+    if rng.chance(300) {
+        // Deep, sometimes beyond MAX_PATH.
+        p = format!("{}{p}", "q/".repeat(1900 + rng.below(300) as usize));
+    }
+    match rng.below(3) {
+        0 => format!("./{p}"),
+        1 => format!("/{p}"),
+        _ => p,
+    }
+}
+
+/// Generates input `i` of the run seeded `seed`: a structured archive, then (7 times in 8)
+/// mutated in its headers, structure or gzip layer.
+fn gen_input(seed: u64, i: u64) -> Input {
+    let mut rng = Rng::new(seed, i);
+    let mut tar: Vec<u8> = Vec::new();
+    let mut headers: Vec<usize> = Vec::new();
+    let mut comparable = true;
+    let gnu = rng.chance(5);
+    let n = 1 + rng.below(8);
+    let mut files: Vec<String> = Vec::new();
+    for _ in 0..n {
+        let dotdot = rng.chance(8);
+        let path = gen_path(&mut rng, dotdot);
+        if path.len() > 4096 {
+            comparable = false; // we refuse beyond MAX_PATH; bsdtar does not
+        }
+        let kind = *rng.pick(&[
+            Kind::Regular,
+            Kind::Regular,
+            Kind::Directory,
+            Kind::Symlink,
+            Kind::HardLink,
+            Kind::Fifo,
+        ]);
+        let mut e = Entry::new(kind, path.clone().into_bytes());
+        e.mode = *rng.pick(&[0o644, 0o755, 0o4755, 0o700]);
+        e.mtime = rng.below(2_000_000_000) as i64;
+        match kind {
+            Kind::Regular => e.size = *rng.pick(&[0, 1, 511, 512, 513, 1500]),
+            Kind::Symlink => {
+                e.link = rng
+                    .pick(&["/", "a", "../../etc", "b/c", "/etc/passwd", "self"])
+                    .as_bytes()
+                    .to_vec()
+            }
+            Kind::HardLink => {
+                e.link = match files.last() {
+                    Some(f) => f.clone().into_bytes(),
+                    None => b"./a".to_vec(),
+                }
+            }
+            _ => {}
+        }
+        if kind == Kind::Regular {
+            files.push(path.clone());
+        }
+        if rng.chance(10) {
+            tar.extend_from_slice(&pax(b'g', &[("comment", b"fuzz")]));
+        }
+        if gnu && path.len() > 100 {
+            headers.push(tar.len());
+            tar.extend_from_slice(&gnu_long(b'L', path.as_bytes()));
+            let mut short = e.clone();
+            short.path = path.as_bytes()[..100].to_vec();
+            headers.push(tar.len());
+            tar.extend_from_slice(&header::encode(&short)[..]);
+        } else {
+            let enc = header::encode(&e);
+            // The header block is the last of the encoding (after a PAX header, if any).
+            if enc.len() > BLOCK {
+                headers.push(tar.len());
+            }
+            headers.push(tar.len() + enc.len() - BLOCK);
+            tar.extend_from_slice(&enc);
+        }
+        if kind == Kind::Regular {
+            let byte = (rng.below(256)) as u8;
+            tar.resize(tar.len() + e.size as usize, byte);
+            tar.resize(tar.len().div_ceil(BLOCK) * BLOCK, 0);
+        }
+    }
+    tar.extend_from_slice(&[0u8; 2 * BLOCK]);
+    let mutate = !rng.chance(8);
+    if mutate {
+        for _ in 0..1 + rng.below(3) {
+            mutate_tar(&mut rng, &mut tar, &headers);
+        }
+    }
+    let mut bytes = tar;
+    let zipped = rng.chance(4);
+    if zipped {
+        bytes = gzip(&bytes);
+        if mutate && rng.chance(3) {
+            match rng.below(3) {
+                0 => {
+                    let at = rng.below(bytes.len() as u64) as usize;
+                    bytes[at] ^= 1 << rng.below(8);
+                }
+                1 => {
+                    let keep = rng.below(bytes.len() as u64) as usize;
+                    bytes.truncate(keep);
+                }
+                _ => {
+                    let again = bytes.clone();
+                    bytes.extend_from_slice(&again); // two members
+                }
+            }
+        }
+    }
+    Input {
+        bytes,
+        well_formed: !mutate && comparable,
+    }
+}
+
+/// One mutation: a header field (checksum fixed up), a byte, or the structure.
+fn mutate_tar(rng: &mut Rng, tar: &mut Vec<u8>, headers: &[usize]) {
+    let fields: &[(usize, usize)] = &[
+        (100, 8),
+        (108, 8),
+        (116, 8),
+        (124, 12),
+        (136, 12),
+        (156, 1),
+        (157, 100),
+        (0, 100),
+        (257, 8),
+        (329, 8),
+        (345, 155),
+    ];
+    let at = if headers.is_empty() {
+        0
+    } else {
+        *rng.pick(headers)
+    };
+    match rng.below(8) {
+        0..=3 if at + BLOCK <= tar.len() => {
+            let (off, len) = *rng.pick(fields);
+            let field = &mut tar[at + off..at + off + len];
+            match rng.below(8) {
+                0 => field.fill(0xff),
+                1 => {
+                    field.fill(0);
+                    field[0] = 0x80;
+                    let n = field.len();
+                    for b in &mut field[n.saturating_sub(8)..] {
+                        *b = 0xff;
+                    }
+                }
+                2 => field.fill(b'7'),
+                3 => {
+                    let flag = *rng.pick(b"0123456789xgLKSVADMN\0");
+                    field[0] = flag;
+                }
+                4 => {
+                    for b in field.iter_mut() {
+                        *b = rng.below(256) as u8;
+                    }
+                }
+                5 => field.fill(0),
+                6 => {
+                    let v = format!("{:o}", rng.below(1 << 20));
+                    let n = v.len().min(field.len());
+                    field[..n].copy_from_slice(&v.as_bytes()[..n]);
+                }
+                _ => field.fill(b'/'),
+            }
+            let mut block = [0u8; BLOCK];
+            block.copy_from_slice(&tar[at..at + BLOCK]);
+            if !rng.chance(10) {
+                fix_checksum(&mut block);
+            }
+            tar[at..at + BLOCK].copy_from_slice(&block);
+        }
+        4 if !tar.is_empty() => {
+            let i = rng.below(tar.len() as u64) as usize;
+            tar[i] ^= 1 << rng.below(8);
+        }
+        5 => {
+            let keep = rng.below(tar.len() as u64 + 1) as usize;
+            tar.truncate(keep);
+        }
+        6 => {
+            // Duplicate a header (and what follows it) or a PAX header before it.
+            if at + BLOCK <= tar.len() {
+                let copy = tar[at..at + BLOCK].to_vec();
+                tar.splice(at..at, copy);
+            }
+        }
+        _ => {
+            let extra = pax(
+                if rng.chance(2) { b'x' } else { b'g' },
+                &[(
+                    *rng.pick(&[
+                        "size",
+                        "path",
+                        "linkpath",
+                        "mtime",
+                        "uid",
+                        "SCHILY.xattr.security.selinux",
+                        "GNU.sparse.major",
+                    ]),
+                    *rng.pick(&[
+                        &b"18446744073709551615"[..],
+                        b"-1",
+                        b"1024",
+                        b"./a/b",
+                        b"",
+                        b"1.5",
+                        b"x",
+                    ]),
+                )],
+            );
+            let at = at.min(tar.len());
+            tar.splice(at..at, extra);
+        }
+    }
+}
+
+/// Checks one input in this (worker) process: no panic; verify and the extractor reach a
+/// verdict; nothing written outside the target; the same list as bsdtar when well-formed.
+/// Returns a failure description, and counts bsdtar comparisons in `compared`.
+fn check_input(work: &Path, input: &Input, compared: &mut (u64, u64)) -> Result<(), String> {
+    let tarball = work.join("input");
+    fs::write(&tarball, &input.bytes).map_err(|e| e.to_string())?;
+    let plain = match nixos_wsl::tarball::decompress::open(fs::File::open(&tarball).unwrap()) {
+        Ok(mut s) => {
+            let mut v = Vec::new();
+            let ok = std::io::Read::read_to_end(&mut s, &mut v).is_ok();
+            ok.then_some(v)
+        }
+        Err(_) => None,
+    };
+    let ours = std::panic::catch_unwind(|| plain.as_deref().map(our_list))
+        .map_err(|_| "panic in the reader".to_string())?;
+    std::panic::catch_unwind(|| {
+        let _ = nixos_wsl::tarball::verify::verify_file(&tarball);
+    })
+    .map_err(|_| "panic in verify".to_string())?;
+    let sandbox = work.join("sandbox");
+    let target = sandbox.join("target");
+    fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    let extracted = std::panic::catch_unwind(|| -> anyhow::Result<()> {
+        let stream = nixos_wsl::tarball::decompress::open(fs::File::open(&tarball)?)?;
+        let mut x = Extractor::new(open_dir(&target)?, Owners::Mine)?;
+        x.extract_all(&mut Reader::new(stream), &mut |_| {}, &mut |_| true)?;
+        x.finish()?;
+        Ok(())
+    })
+    .map_err(|_| "panic in the extractor".to_string())?;
+    if let Err(e) = &extracted {
+        let line = format!("{e:#}");
+        if line.contains('\n') {
+            return Err(format!("extractor error is not one line: {line:?}"));
+        }
+    }
+    let outside: Vec<_> = fs::read_dir(&sandbox)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n != "target")
+        .collect();
+    if !outside.is_empty() {
+        return Err(format!("written outside the target: {outside:?}"));
+    }
+    let sandbox_fd = open_dir(&sandbox).map_err(|e| e.to_string())?;
+    extract::remove_tree(sandbox_fd.as_raw_fd(), b"target").map_err(|e| e.to_string())?;
+    if input.well_formed {
+        if let (Some(theirs), Some(ours)) = (plain.as_deref().and_then(bsdtar_list), ours) {
+            compared.0 += 1;
+            match (&theirs, &ours) {
+                (Ok(t), Ok(o)) if t == o => compared.1 += 1,
+                (Err(_), Err(_)) => compared.1 += 1,
+                _ => {
+                    return Err(format!(
+                        "differs from bsdtar: bsdtar {theirs:?}, ours {ours:?}"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The worker: inputs `from..to`, progress on stdout (`start I`), a watchdog for timeouts.
+fn fuzz_worker(seed: u64, from: u64, to: u64) {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+    let current = Arc::new(AtomicU64::new(u64::MAX));
+    let started = Arc::new(AtomicU64::new(0));
+    let epoch = Instant::now();
+    {
+        let (current, started) = (current.clone(), started.clone());
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let i = current.load(Ordering::Relaxed);
+            let since = epoch.elapsed().as_secs() - started.load(Ordering::Relaxed);
+            if i != u64::MAX && since > INPUT_DEADLINE {
+                println!("timeout {i}");
+                std::process::exit(3);
+            }
+        });
+    }
+    let work = TempDir::new("fuzz");
+    let mut compared = (0, 0);
+    let mut out = std::io::stdout().lock();
+    for i in from..to {
+        writeln!(out, "start {i}").unwrap();
+        started.store(epoch.elapsed().as_secs(), Ordering::Relaxed);
+        current.store(i, Ordering::Relaxed);
+        let input = gen_input(seed, i);
+        if let Err(why) = check_input(&work.0, &input, &mut compared) {
+            writeln!(out, "fail {i} {why:?}").unwrap();
+            std::process::exit(2);
+        }
+    }
+    writeln!(out, "compared {} agreed {}", compared.0, compared.1).unwrap();
+    writeln!(out, "done").unwrap();
+}
+
+/// Saves input `i` for a failure report; returns where.
+fn save_reproducer(seed: u64, i: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-tar-failures");
+    let _ = fs::create_dir_all(&dir);
+    let p = dir.join(format!("seed-{seed}-input-{i}.tar"));
+    let _ = fs::write(&p, gen_input(seed, i).bytes);
+    p
+}
+
+/// The fuzz harness: `NIXOS_WSL_FUZZ_TAR_INPUTS` inputs over two workers, each under
+/// `RLIMIT_AS` = [`CHILD_AS`] (the stated memory bound) and a deadline per input.
+#[test]
+fn fuzz_tarballs() {
+    let (inputs, seed) = fuzz_params();
+    if child_mode() {
+        let range = std::env::var("HOSTILE_FUZZ_RANGE").unwrap();
+        let (a, b) = range.split_once("..").unwrap();
+        fuzz_worker(seed, a.parse().unwrap(), b.parse().unwrap());
+        return;
+    }
+    let workers = 2u64;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let from = inputs * w / workers;
+            let to = inputs * (w + 1) / workers;
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(std::env::current_exe().unwrap());
+                cmd.args([
+                    "fuzz_tarballs",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("HOSTILE_CHILD", "1")
+                .env("HOSTILE_FUZZ_RANGE", format!("{from}..{to}"))
+                .env("NIXOS_WSL_FUZZ_TAR_SEED", seed.to_string());
+                (
+                    from,
+                    to,
+                    run_limited(cmd, CHILD_AS, Duration::from_secs(3600)),
+                )
+            })
+        })
+        .collect();
+    let mut compared = (0u64, 0u64);
+    let mut failures = Vec::new();
+    for h in handles {
+        let (from, to, o) = h.join().unwrap();
+        let last = o
+            .stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("start "))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .next_back();
+        for l in o.stderr.lines() {
+            if let Some(rest) = l.strip_prefix("compared ") {
+                let nums: Vec<u64> = rest
+                    .split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                if let [c, a] = nums[..] {
+                    compared.0 += c;
+                    compared.1 += a;
+                }
+            }
+        }
+        if o.code != Some(0) || !o.stderr.contains("\ndone") {
+            let i = last.unwrap_or(from);
+            let why: String = o
+                .stderr
+                .lines()
+                .filter(|l| l.starts_with("fail ") || l.starts_with("timeout "))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let saved = save_reproducer(seed, i);
+            failures.push(format!(
+                "inputs {from}..{to}: input {i} (seed {seed}): {} {why}; reproducer {}; rerun with NIXOS_WSL_FUZZ_TAR_SEED={seed}",
+                if o.signal.is_some() { format!("killed by signal {:?}", o.signal) } else { format!("exit {:?}", o.code) },
+                saved.display()
+            ));
+        }
+    }
+    eprintln!(
+        "fuzz: {inputs} inputs, seed {seed}, {:.0}s, memory bound {} MiB per worker, bsdtar: {} well-formed inputs compared, {} agreed",
+        start.elapsed().as_secs_f64(),
+        CHILD_AS >> 20,
+        compared.0,
+        compared.1
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

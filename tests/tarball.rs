@@ -961,7 +961,7 @@ fn admin_cli_version_help_and_usage_errors() {
     let out = ok(cli(&[os("--version")]));
     assert_eq!(
         text(&out.stdout),
-        format!("nixos-wsl {}\n", env!("CARGO_PKG_VERSION"))
+        format!("nixos-wsl {} (unknown)\n", env!("CARGO_PKG_VERSION"))
     );
     let out = ok(cli(&[os("--help")]));
     assert!(text(&out.stdout).contains("tarball"));

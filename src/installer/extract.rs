@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -60,47 +60,111 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW
 }
 
+/// Unlinks every non-directory in the directory `dir` and returns the names of its
+/// subdirectories (all of them, so each directory is listed once however wide it is).
+fn clear_files(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    let fd = dir.try_clone()?;
+    let mut d = nix::dir::Dir::from_fd(fd.into_raw_fd())?;
+    let mut names = Vec::new();
+    for item in d.iter() {
+        let item = item?;
+        let child = item.file_name().to_bytes();
+        if child != b"." && child != b".." {
+            names.push(child.to_vec());
+        }
+    }
+    drop(d);
+    let mut subdirs = Vec::new();
+    for child in names {
+        match unlinkat(
+            Some(dir.as_raw_fd()),
+            &child[..],
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::EISDIR) | Err(Errno::EPERM) => subdirs.push(child),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(subdirs)
+}
+
 /// Removes `name` in `parent` whatever it is, without following symlinks; absent is fine.
+///
+/// Iterative, with at most two directory descriptors open at a time: the directory being
+/// cleared, and briefly its parent, reached again through `..` (the tree is ours and nothing
+/// renames inside it meanwhile). The recursive version overflowed the stack on a tree about
+/// 12,000 deep (SIGSEGV) and left it behind. Memory: the names of the subdirectories still to
+/// visit on the current path, at most the tree's entries.
 pub fn remove_tree(parent: RawFd, name: &[u8]) -> io::Result<()> {
     match unlinkat(Some(parent), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR) | Err(Errno::EPERM) => {}
         Err(e) => return Err(e.into()),
     }
-    let fd = match openat(
-        Some(parent),
-        name,
-        dir_flags() | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+    let mut cur = match open_at(parent, name, dir_flags(), Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let mut dir = nix::dir::Dir::from_fd(fd)?;
-    let mut children = Vec::new();
-    for item in dir.iter() {
-        let item = item?;
-        let child = item.file_name().to_bytes();
-        if child != b"." && child != b".." {
-            children.push(child.to_vec());
+    // One level per directory entered below `name`: (its name, its subdirectories not yet
+    // removed). The top level's pending list is `pending`.
+    let mut levels: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+    let mut pending = clear_files(&cur)?;
+    loop {
+        if let Some(sub) = pending.pop() {
+            match open_at(cur.as_raw_fd(), &sub, dir_flags(), Mode::empty()) {
+                Ok(fd) => {
+                    let below = clear_files(&fd)?;
+                    levels.push((sub, std::mem::replace(&mut pending, below)));
+                    cur = fd;
+                }
+                Err(Errno::ENOENT) => {}
+                // Replaced by a non-directory meanwhile: unlink it.
+                Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => {
+                    match unlinkat(Some(cur.as_raw_fd()), &sub[..], UnlinkatFlags::NoRemoveDir) {
+                        Ok(()) | Err(Errno::ENOENT) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            continue;
         }
+        // `cur` is empty now: go up and remove it.
+        let Some((done, rest)) = levels.pop() else {
+            break;
+        };
+        let up = open_at(cur.as_raw_fd(), b"..", dir_flags(), Mode::empty())?;
+        drop(cur);
+        match unlinkat(Some(up.as_raw_fd()), &done[..], UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        cur = up;
+        pending = rest;
     }
-    for child in children {
-        remove_tree(dir.as_raw_fd(), &child)?;
-    }
-    drop(dir);
+    drop(cur);
     match unlinkat(Some(parent), name, UnlinkatFlags::RemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
 
+/// Levels of the current path whose directory descriptors [`DirStack`] keeps open. Deeper
+/// levels keep only their name (and the deepest level its descriptor), so a path of any
+/// depth costs at most `OPEN_DIRS + 1` descriptors, never `EMFILE`; revisiting a deeper
+/// directory re-walks from level `OPEN_DIRS` (work linear in the path). Real trees are
+/// rarely a dozen levels deep.
+const OPEN_DIRS: usize = 64;
+
 /// Open directories along the current path, so a sorted archive costs one `openat` per new
 /// directory rather than one per path component per entry.
 #[derive(Default)]
 struct DirStack {
-    open: Vec<(Vec<u8>, OwnedFd)>,
+    /// One per level: its name, and its descriptor for the first [`OPEN_DIRS`] levels and
+    /// the last one.
+    open: Vec<(Vec<u8>, Option<OwnedFd>)>,
 }
 
 impl DirStack {
@@ -112,18 +176,33 @@ impl DirStack {
     /// symlink. Missing directories are created (0700 until their entry says otherwise) when
     /// `create` is set, as tar does for archives that omit parent entries.
     fn get(&mut self, root: RawFd, dir: &SafePath, create: bool) -> Result<RawFd> {
-        let mut depth = 0;
-        for comp in dir.components() {
-            if depth < self.open.len() && self.open[depth].0 == comp {
-                depth += 1;
-                continue;
+        let comps: Vec<&[u8]> = dir.components().collect();
+        let mut depth = self
+            .open
+            .iter()
+            .zip(&comps)
+            .take_while(|((name, _), comp)| name[..] == comp[..])
+            .count();
+        if depth == comps.len() && depth == self.open.len() {
+            if let Some((_, Some(fd))) = self.open.last() {
+                return Ok(fd.as_raw_fd());
             }
-            self.open.truncate(depth);
-            let parent = self.open.last().map_or(root, |(_, fd)| fd.as_raw_fd());
+        }
+        // Keep the common levels that still hold a descriptor; re-walk the rest.
+        depth = depth.min(self.open.len());
+        while depth > 0 && self.open[depth - 1].1.is_none() {
+            depth -= 1;
+        }
+        self.open.truncate(depth);
+        for comp in &comps[depth..] {
+            let parent = match self.open.last() {
+                Some((_, Some(fd))) => fd.as_raw_fd(),
+                _ => root,
+            };
             let fd = match open_at(parent, comp, dir_flags(), Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) if create => {
-                    match mkdirat(Some(parent), comp, Mode::from_bits_truncate(0o700)) {
+                    match mkdirat(Some(parent), *comp, Mode::from_bits_truncate(0o700)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => {
                             return Err(e).with_context(|| {
@@ -135,7 +214,7 @@ impl DirStack {
                         .with_context(|| format!("opening directory {}", prefix(dir, depth)))?
                 }
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                    let what = match fstatat(Some(parent), comp, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    let what = match fstatat(Some(parent), *comp, AtFlags::AT_SYMLINK_NOFOLLOW) {
                         Ok(st)
                             if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
                                 == SFlag::S_IFLNK =>
@@ -151,17 +230,41 @@ impl DirStack {
                         .with_context(|| format!("opening directory {}", prefix(dir, depth)))
                 }
             };
-            self.open.push((comp.to_vec(), fd));
+            // The previous level stops being the deepest: beyond OPEN_DIRS it gives its
+            // descriptor up (after its child is open, which no longer needs it).
+            let levels = self.open.len();
+            if levels > OPEN_DIRS {
+                self.open[levels - 1].1 = None;
+            }
+            self.open.push((comp.to_vec(), Some(fd)));
             depth += 1;
         }
-        self.open.truncate(depth);
-        Ok(self.open.last().map_or(root, |(_, fd)| fd.as_raw_fd()))
+        Ok(match self.open.last() {
+            Some((_, Some(fd))) => fd.as_raw_fd(),
+            _ => root,
+        })
     }
 }
 
 /// `/a/b` for the first `depth + 1` components of `dir`.
 fn prefix(dir: &SafePath, depth: usize) -> String {
-    let parts: Vec<String> = dir.components().take(depth + 1).map(lossy).collect();
+    // Control characters escaped: the message must stay one line.
+    let parts: Vec<String> = dir
+        .components()
+        .take(depth + 1)
+        .map(|c| {
+            lossy(c)
+                .chars()
+                .map(|ch| {
+                    if ch.is_control() {
+                        ch.escape_default().collect()
+                    } else {
+                        ch.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
     format!("/{}", parts.join("/"))
 }
 

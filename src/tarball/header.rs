@@ -120,8 +120,13 @@ impl Entry {
 /// Why a header block could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderError {
-    Checksum { stored: u64, computed: u64 },
-    Number { field: &'static str },
+    Checksum {
+        stored: u64,
+        computed: u64,
+    },
+    Number {
+        field: &'static str,
+    },
     /// A size beyond [`MAX_SIZE`].
     Size(u64),
     Pax(String),
@@ -303,10 +308,7 @@ pub fn bids_as_header(block: &[u8; BLOCK]) -> bool {
         .into_iter()
         .all(|f| {
             let bytes = field(block, f);
-            bytes[0] & 0x80 != 0
-                || bytes
-                    .iter()
-                    .all(|&b| matches!(b, b'0'..=b'7' | b' ' | 0))
+            bytes[0] & 0x80 != 0 || bytes.iter().all(|&b| matches!(b, b'0'..=b'7' | b' ' | 0))
         });
     (posix || gnu) && (flag == 0 || flag.is_ascii_alphanumeric()) && numbers_ok
 }

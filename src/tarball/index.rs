@@ -49,10 +49,28 @@ pub struct XattrUse {
     pub sample: String,
 }
 
-#[derive(Debug, Default)]
+/// One path of the tree: a component name under its parent node.
+#[derive(Debug)]
+struct Node {
+    parent: u32,
+    name: Box<[u8]>,
+    /// Children, as a linked list (first child, next sibling), for walking subtrees.
+    first_child: u32,
+    next_sibling: u32,
+    /// `None` only for the root before any entry implied it.
+    entry: Option<IndexEntry>,
+}
+
+/// No node (the end of a sibling list; node 0 is the root, never anyone's child).
+const NONE: u32 = 0;
+
+/// The archive's paths as a tree of components, so memory grows with the number of paths
+/// (and directories they imply), never with the square of a path's length as it would if
+/// every implied directory were keyed by its full path.
+#[derive(Debug)]
 pub struct Index {
-    /// Keyed by normalised path (`etc/passwd`; the root is the empty path).
-    pub entries: HashMap<Vec<u8>, IndexEntry>,
+    nodes: Vec<Node>,
+    children: HashMap<(u32, Box<[u8]>), u32>,
     /// Entries in the archive, including repeated paths.
     pub count: u64,
     /// Size of the uncompressed tar stream.
@@ -66,6 +84,27 @@ pub struct Index {
     /// Extended attributes recorded as `SCHILY.xattr.NAME` PAX records, by NAME (WSL1 cannot
     /// store `security.*` ones; Microsoft's validator warns about them).
     pub xattrs: BTreeMap<Vec<u8>, XattrUse>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            nodes: vec![Node {
+                parent: NONE,
+                name: Box::default(),
+                first_child: NONE,
+                next_sibling: NONE,
+                entry: None,
+            }],
+            children: HashMap::new(),
+            count: 0,
+            unpacked: 0,
+            hard_links: Vec::new(),
+            bad_paths: Vec::new(),
+            contents: HashMap::new(),
+            xattrs: BTreeMap::new(),
+        }
+    }
 }
 
 fn lossy(p: &[u8]) -> String {
@@ -138,66 +177,176 @@ impl Index {
                     head = reader.read_head(HEAD)?;
                 }
             }
-            // Parents the archive does not list still exist once it is unpacked.
-            for (i, &b) in norm.iter().enumerate() {
-                if b == b'/' {
-                    index
-                        .entries
-                        .entry(norm[..i].to_vec())
-                        .or_insert_with(implicit_dir);
-                }
-            }
-            if !norm.is_empty() {
-                index.entries.entry(Vec::new()).or_insert_with(implicit_dir);
-            }
-            index.entries.insert(
-                norm,
-                IndexEntry {
-                    kind: entry.kind,
-                    mode: entry.mode,
-                    uid: entry.uid,
-                    gid: entry.gid,
-                    size: entry.size,
-                    link,
-                    head,
-                    implicit: false,
-                    bare: !entry.path.starts_with(b"./") && !entry.path.starts_with(b"/"),
-                },
-            );
+            let e = IndexEntry {
+                kind: entry.kind,
+                mode: entry.mode,
+                uid: entry.uid,
+                gid: entry.gid,
+                size: entry.size,
+                link,
+                head,
+                implicit: false,
+                bare: !entry.path.starts_with(b"./") && !entry.path.starts_with(b"/"),
+            };
+            let created = index.insert(&norm, e);
+            // Directories the path implies count against the entry limit: they cost a node.
+            reader
+                .count_entries(created.saturating_sub(1), &entry.path)
+                .with_context(|| format!("reading {}", path.display()))?;
         }
         index.unpacked = reader.offset();
         Ok(index)
     }
 
+    /// The node of `name` under `parent`, created (as an implied directory) if missing.
+    fn child_or_create(&mut self, parent: u32, name: &[u8], created: &mut u64) -> u32 {
+        if let Some(&id) = self.children.get(&(parent, Box::from(name))) {
+            return id;
+        }
+        let id = self.nodes.len() as u32;
+        let sibling = self.nodes[parent as usize].first_child;
+        self.nodes.push(Node {
+            parent,
+            name: Box::from(name),
+            first_child: NONE,
+            next_sibling: sibling,
+            entry: Some(implicit_dir()),
+        });
+        self.nodes[parent as usize].first_child = id;
+        self.children.insert((parent, Box::from(name)), id);
+        *created += 1;
+        id
+    }
+
+    /// Records `entry` at the normalised path `norm` (the root is the empty path), creating
+    /// the directories it implies; returns how many nodes were created.
+    pub fn insert(&mut self, norm: &[u8], entry: IndexEntry) -> u64 {
+        let mut created = 0;
+        if self.nodes[0].entry.is_none() {
+            self.nodes[0].entry = Some(implicit_dir());
+        }
+        let mut id = 0;
+        for comp in norm.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            id = self.child_or_create(id, comp, &mut created);
+        }
+        self.nodes[id as usize].entry = Some(entry);
+        created
+    }
+
+    fn lookup(&self, parent: u32, name: &[u8]) -> Option<u32> {
+        self.children.get(&(parent, Box::from(name))).copied()
+    }
+
+    fn node_of(&self, norm: &[u8]) -> Option<u32> {
+        let mut id = 0;
+        for comp in norm.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            id = self.lookup(id, comp)?;
+        }
+        Some(id)
+    }
+
+    /// The entry at normalised path `norm` (`etc/passwd`; the root is the empty path),
+    /// implied directories included.
+    pub fn get(&self, norm: &[u8]) -> Option<&IndexEntry> {
+        self.nodes[self.node_of(norm)? as usize].entry.as_ref()
+    }
+
+    /// The normalised path of a node.
+    fn path_of(&self, mut id: u32) -> Vec<u8> {
+        let mut names: Vec<&[u8]> = Vec::new();
+        while id != 0 {
+            let n = &self.nodes[id as usize];
+            names.push(&n.name);
+            id = n.parent;
+        }
+        names.reverse();
+        names.join(&b'/')
+    }
+
+    /// Calls `f` with the path relative to `dir` and the entry of every node below the
+    /// normalised directory `dir` (not `dir` itself), depth first. Iterative, with one shared
+    /// path buffer: no recursion and no allocation per node, however deep the tree.
+    pub fn visit_below(&self, dir: &[u8], f: &mut dyn FnMut(&[u8], &IndexEntry)) {
+        let Some(top) = self.node_of(dir) else {
+            return;
+        };
+        let mut path: Vec<u8> = Vec::new();
+        // (node, length of `path` before its name was appended)
+        let mut stack: Vec<(u32, usize)> = Vec::new();
+        let mut next = self.nodes[top as usize].first_child;
+        loop {
+            if next != NONE {
+                let n = &self.nodes[next as usize];
+                let before = path.len();
+                if before > 0 {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(&n.name);
+                if let Some(e) = &n.entry {
+                    f(&path, e);
+                }
+                stack.push((next, before));
+                next = n.first_child;
+                continue;
+            }
+            let Some((done, before)) = stack.pop() else {
+                return;
+            };
+            path.truncate(before);
+            next = self.nodes[done as usize].next_sibling;
+        }
+    }
+
+    /// Calls `f` for every entry with its normalised path (the root included, as the empty
+    /// path, if present).
+    pub fn visit(&self, f: &mut dyn FnMut(&[u8], &IndexEntry)) {
+        if let Some(e) = &self.nodes[0].entry {
+            f(b"", e);
+        }
+        self.visit_below(b"", f);
+    }
+
     /// Resolves `path` (absolute, as seen inside the unpacked tree) through the archive's
-    /// symlinks and hard links; returns the final normalised path and its entry.
+    /// symlinks and hard links; returns the final normalised path and its entry. Work is
+    /// linear in the path and the links followed (at most [`MAX_HOPS`]).
     pub fn resolve(&self, path: &[u8]) -> Result<(Vec<u8>, &IndexEntry), String> {
         let mut pending: Vec<Vec<u8>> = components(path).into_iter().rev().collect();
-        let mut cur: Vec<Vec<u8>> = Vec::new();
+        // The node ids of the current path; empty is the root.
+        let mut cur: Vec<u32> = Vec::new();
         let mut hops = 0;
         loop {
+            let here = cur.last().copied().unwrap_or(0);
             let Some(comp) = pending.pop() else {
-                let p = cur.join(&b'/');
-                let e = self
-                    .entries
-                    .get(&p)
-                    .ok_or_else(|| format!("{} does not exist", display(&p)))?;
-                return Ok((p, e));
+                let e = self.nodes[here as usize]
+                    .entry
+                    .as_ref()
+                    .ok_or_else(|| format!("{} does not exist", display(b"")))?;
+                return Ok((self.path_of(here), e));
             };
             if comp == b".." {
                 cur.pop();
                 continue;
             }
-            cur.push(comp);
-            let p = cur.join(&b'/');
-            let Some(e) = self.entries.get(&p) else {
+            let Some(id) = self.lookup(here, &comp) else {
+                let mut p = self.path_of(here);
+                if !p.is_empty() {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&comp);
                 return Err(format!("{} does not exist in the tarball", display(&p)));
+            };
+            cur.push(id);
+            let Some(e) = &self.nodes[id as usize].entry else {
+                return Err(format!("{} does not exist", display(&self.path_of(id))));
             };
             match e.kind {
                 Kind::Symlink => {
                     hops += 1;
                     if hops > MAX_HOPS {
-                        return Err(format!("too many levels of symlinks at {}", display(&p)));
+                        return Err(format!(
+                            "too many levels of symlinks at {}",
+                            display(&self.path_of(id))
+                        ));
                     }
                     cur.pop();
                     if e.link.starts_with(b"/") {
@@ -208,11 +357,12 @@ impl Index {
                     }
                 }
                 Kind::HardLink => {
+                    let p = self.path_of(id);
                     if !pending.is_empty() {
                         return Err(format!("{} is not a directory", display(&p)));
                     }
                     let target = e.link.clone();
-                    let t = self.entries.get(&target).ok_or_else(|| {
+                    let t = self.get(&target).ok_or_else(|| {
                         format!(
                             "hard link {} points to missing {}",
                             display(&p),
@@ -223,7 +373,7 @@ impl Index {
                 }
                 Kind::Directory => {}
                 _ if !pending.is_empty() => {
-                    return Err(format!("{} is not a directory", display(&p)))
+                    return Err(format!("{} is not a directory", display(&self.path_of(id))))
                 }
                 _ => {}
             }
@@ -273,11 +423,36 @@ mod tests {
 
     fn index(items: &[(&str, Kind, &str)]) -> Index {
         let mut i = Index::default();
-        i.entries.insert(Vec::new(), entry(Kind::Directory, ""));
+        i.insert(b"", entry(Kind::Directory, ""));
         for (p, k, l) in items {
-            i.entries.insert(p.as_bytes().to_vec(), entry(*k, l));
+            i.insert(p.as_bytes(), entry(*k, l));
         }
         i
+    }
+
+    #[test]
+    fn visits_every_path_once() {
+        let i = index(&[
+            ("a", Kind::Directory, ""),
+            ("a/b/c", Kind::Regular, ""),
+            ("d", Kind::Regular, ""),
+        ]);
+        let mut seen = Vec::new();
+        i.visit(&mut |p, e| seen.push((String::from_utf8_lossy(p).into_owned(), e.implicit)));
+        seen.sort();
+        let want = [
+            ("", false),
+            ("a", false),
+            ("a/b", true),
+            ("a/b/c", false),
+            ("d", false),
+        ];
+        let want: Vec<_> = want.iter().map(|(p, i)| (p.to_string(), *i)).collect();
+        assert_eq!(seen, want);
+        let mut below = Vec::new();
+        i.visit_below(b"a", &mut |p, _| below.push(p.to_vec()));
+        below.sort();
+        assert_eq!(below, vec![b"b".to_vec(), b"b/c".to_vec()]);
     }
 
     #[test]

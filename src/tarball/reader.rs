@@ -255,7 +255,10 @@ impl<R: BufRead> Reader<R> {
             return Ok(None);
         }
         let left = self.remaining.checked_add(self.pad).ok_or_else(|| {
-            invalid(self.offset, format!("entry size {} overflows", self.remaining))
+            invalid(
+                self.offset,
+                format!("entry size {} overflows", self.remaining),
+            )
         })?;
         self.skip(left)?;
         self.remaining = 0;
@@ -299,7 +302,10 @@ impl<R: BufRead> Reader<R> {
                     seen_global = true;
                     self.format = Format::Pax;
                     if raw.entry.size == 0 {
-                        return Err(invalid(at, "empty global PAX header (bsdtar refuses it too)"));
+                        return Err(invalid(
+                            at,
+                            "empty global PAX header (bsdtar refuses it too)",
+                        ));
                     }
                     let span = self.span(raw.entry.size)?;
                     self.skip(span)?;

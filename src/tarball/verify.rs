@@ -419,7 +419,7 @@ fn validate<'i>(r: &mut Report, index: &'i Index, x: &Expect) -> Option<(Vec<u8>
         // archive members.
         let p = x.path.strip_prefix("./").unwrap_or(x.path);
         let norm = p.trim_start_matches('/').as_bytes().to_vec();
-        match index.entries.get(&norm).filter(|e| !e.implicit) {
+        match index.get(&norm).filter(|e| !e.implicit) {
             Some(e) => Ok((norm, e)),
             None => Err("no archive member has this path; symlinks are not followed here".into()),
         }
@@ -605,7 +605,7 @@ fn check_archive(r: &mut Report, index: &Index) {
     for (p, why) in &index.bad_paths {
         r.error(format!("entry {p:?}: {why}"));
     }
-    for (p, e) in &index.entries {
+    index.visit(&mut |p, e| {
         if let Kind::Other(flag) = e.kind {
             r.error(format!(
                 "{}: unsupported entry type {:?}",
@@ -613,7 +613,7 @@ fn check_archive(r: &mut Report, index: &Index) {
                 flag as char
             ));
         }
-    }
+    });
     let etc = index
         .resolve(b"/etc")
         .ok()
@@ -1002,7 +1002,7 @@ fn lexical(path: &[u8]) -> Vec<u8> {
 /// `dev/null` member, or has one spelled `./dev/null` or `/dev/null` (a bare `dev/null`
 /// member does not count, which we reproduce).
 fn links_to_dev_null(index: &Index, path: &[u8]) -> Option<bool> {
-    let e = index.entries.get(path).filter(|e| !e.implicit)?;
+    let e = index.get(path).filter(|e| !e.implicit)?;
     if e.kind != Kind::Symlink {
         return Some(false);
     }
@@ -1027,20 +1027,17 @@ fn links_to_dev_null(index: &Index, path: &[u8]) -> Option<bool> {
 /// member below a `*.target.wants` member below one of [`SYSTEMD_CONFIG_DIRS`], unless it
 /// links to `/dev/null` or `/etc/systemd/system/UNIT` masks it. `(unit, path)` pairs.
 fn enabled_units(index: &Index) -> BTreeMap<String, String> {
-    let mut names: Vec<&[u8]> = index
-        .entries
-        .iter()
-        .filter(|(_, e)| !e.implicit)
-        .map(|(p, _)| p.as_slice())
-        .collect();
-    names.sort_unstable();
-    let below = |dir: &[u8]| -> Vec<&[u8]> {
-        let prefix = [dir, b"/"].concat();
-        names
-            .iter()
-            .filter_map(|n| n.strip_prefix(&prefix[..]))
-            .filter(|rest| !rest.is_empty())
-            .collect()
+    // Members below `dir` (relative paths, sorted), walked in the index's tree rather than
+    // by listing every path of the archive.
+    let below = |dir: &[u8]| -> Vec<Vec<u8>> {
+        let mut found = Vec::new();
+        index.visit_below(dir, &mut |rest, e| {
+            if !e.implicit {
+                found.push(rest.to_vec());
+            }
+        });
+        found.sort_unstable();
+        found
     };
     let mut units = BTreeMap::new();
     for dir in SYSTEMD_CONFIG_DIRS {
@@ -1049,14 +1046,14 @@ fn enabled_units(index: &Index) -> BTreeMap<String, String> {
             .into_iter()
             .filter(|t| t.ends_with(b".target.wants"))
         {
-            let tdir = [dir, b"/", target].concat();
+            let tdir = [dir, b"/", &target[..]].concat();
             for unit in below(&tdir) {
-                let full = [&tdir[..], b"/", unit].concat();
-                let masked_at = [&b"etc/systemd/system/"[..], unit].concat();
+                let full = [&tdir[..], b"/", &unit[..]].concat();
+                let masked_at = [&b"etc/systemd/system/"[..], &unit[..]].concat();
                 if links_to_dev_null(index, &full) != Some(true)
                     && links_to_dev_null(index, &masked_at) != Some(true)
                 {
-                    units.insert(String::from_utf8_lossy(unit).into_owned(), display(&full));
+                    units.insert(String::from_utf8_lossy(&unit).into_owned(), display(&full));
                 }
             }
         }
