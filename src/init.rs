@@ -37,6 +37,11 @@ use crate::{activation, namespace};
 /// Our own log of this boot (the activation's output is in `activation.log` beside it).
 pub const INIT_LOG: &str = "/run/nixos-wsl/init.log";
 
+/// Written just before PID 1 falls back to the minimal init ([`reaper`]): this boot has no
+/// systemd. PID 1 is also called [`COMM`] while the activation runs, so only this file tells
+/// "systemd could not be started" from "systemd is about to be started".
+pub const NO_SYSTEMD_MARKER: &str = "/run/nixos-wsl/no-systemd";
+
 /// The name PID 1 carries (`/proc/1/comm`) while this program runs, until systemd replaces
 /// it. WSL execs us as `/sbin/init`, which would show as `init`; a distinct name lets every
 /// user (who may not read `/proc/1/exe`) tell "activation still running" from another init.
@@ -83,6 +88,9 @@ pub fn main(argv: Vec<OsString>) -> ! {
          `wsl -t <name>`)",
         config.systemd.display()
     );
+    if let Err(write) = std::fs::write(NO_SYSTEMD_MARKER, format!("{e}\n")) {
+        log::warn!("cannot write {NO_SYSTEMD_MARKER}: {write}");
+    }
     reaper::run()
 }
 
@@ -135,4 +143,9 @@ fn set_comm() {
 /// activation and never starts a systemd of its own.
 pub fn pid1_is_nixos_wsl_init() -> bool {
     std::fs::read("/proc/1/comm").is_ok_and(|comm| comm.trim_ascii_end() == COMM.as_bytes())
+}
+
+/// True when PID 1 is this program for the whole boot: systemd could not be exec'd.
+pub fn systemd_failed_this_boot() -> bool {
+    pid1_is_nixos_wsl_init() && Path::new(NO_SYSTEMD_MARKER).exists()
 }

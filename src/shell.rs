@@ -83,8 +83,9 @@ pub fn main(argv: Vec<OsString>) -> ! {
             "the NixOS activation of this boot failed (see {ACTIVATION_LOG}){}",
             rollback_hint()
         );
-    } else if inside && crate::init::pid1_is_nixos_wsl_init() {
-        // It is done, yet still PID 1: systemd could not be started.
+    } else if inside && crate::init::systemd_failed_this_boot() {
+        // It is done, and PID 1 fell back to the minimal init: systemd could not be started.
+        // (Right after the activation PID 1 is still us for a moment, about to exec systemd.)
         log::error!(
             "systemd is not running this boot (see {}){}",
             crate::init::INIT_LOG,
