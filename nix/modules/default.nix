@@ -9,6 +9,10 @@
     ./native-systemd.nix
     ./interop.nix
     ./docker-desktop.nix
+    ./gpu.nix
+    ./ssh-agent.nix
+    ./usbip.nix
+    ./keep-alive.nix
     ./start-menu.nix
     ./distribution.nix
     ./rebuild.nix

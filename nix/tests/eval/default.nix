@@ -213,6 +213,82 @@ let
         "wsl.extraBin is linked into /bin" = c.wsl.links."/bin/cat" == "${mysystemPkgs.coreutils}/bin/cat";
         "Docker Desktop's programs are linked" = lib.all (name: c.wsl.links ? "/bin/${name}") [ "cat" "whoami" "groupadd" "usermod" "install" "mv" ];
       };
+
+    gpu =
+      let
+        c = system [{ wsl.useWindowsDriver = true; wsl.windowsDriver.extraLibraries = [ "libnvidia-ngx.so.1" ]; }];
+        pkg = c.wsl.windowsDriver.package;
+        rule = lib.findFirst (startsWith "L+ /run/opengl-driver ") null c.systemd.tmpfiles.rules;
+      in
+      {
+        "hardware.graphics is on, with the links in extraPackages" =
+          c.hardware.graphics.enable && lib.elem pkg c.hardware.graphics.extraPackages;
+        "/run/opengl-driver links to the graphics driver environment" =
+          rule != null && matches "L[+] /run/opengl-driver - - - - ${store}-graphics-drivers" rule;
+        "CUDA, D3D12, DXCore and NVML are linked by name, and the extra name too" =
+          lib.all (name: lib.elem name pkg.names) [ "libcuda.so.1" "libd3d12.so" "libd3d12core.so" "libdxcore.so" "libnvidia-ml.so.1" "libnvidia-ngx.so.1" ]
+            && contains "ln -s /usr/lib/wsl/lib/\"$name\" \"$out/lib/$name\"" pkg.buildCommand;
+        "nvidia-smi is in the system profile" =
+          lib.elem pkg c.environment.systemPackages && contains "ln -s /usr/lib/wsl/lib/nvidia-smi \"$out/bin/nvidia-smi\"" pkg.buildCommand;
+        "no warning, no failed assertion" = c.warnings == [ ] && failedAssertions c == [ ];
+      };
+
+    sshAgent =
+      let
+        c = system [{ wsl.sshAgent.enable = true; }];
+        unit = c.systemd.user.services.wsl2-ssh-agent;
+      in
+      {
+        "a user service in every manager, started with it" = unit.wantedBy == [ "default.target" ];
+        "it runs nixpkgs' wsl2-ssh-agent in the foreground on upstream's socket, with Windows PowerShell named" =
+          unit.serviceConfig.ExecStart == "${mysystemPkgs.wsl2-ssh-agent}/bin/wsl2-ssh-agent --foreground --socket=%h/.ssh/wsl2-ssh-agent.sock --powershell-path=/mnt/c/Windows/System32/WindowsPowerShell/v1.0/powershell.exe";
+        "every session gets SSH_AUTH_SOCK, unless one was forwarded" =
+          contains "if [ -z \"\${SSH_AUTH_SOCK-}\" ]; then\n  export SSH_AUTH_SOCK=\"$HOME/.ssh/wsl2-ssh-agent.sock\"\nfi\n" (etc c "set-environment");
+        "PowerShell follows the automount root" =
+          contains "--powershell-path=/c/Windows/" (system [{ wsl.sshAgent.enable = true; wsl.wslConf.automount.root = "/"; }]).systemd.user.services.wsl2-ssh-agent.serviceConfig.ExecStart;
+        "no warning, no failed assertion" = c.warnings == [ ] && failedAssertions c == [ ];
+      };
+
+    usbip =
+      let
+        c = system [{ wsl.usbip.enable = true; wsl.usbip.autoAttach = [ "4-1" "2-3.1" ]; wsl.docker-desktop.enable = true; }];
+        attach = c.systemd.services."nixos-wsl-usbip-attach@";
+      in
+      {
+        "the usbip tools and lsusb are installed, and udev is on" =
+          lib.elem mysystemPkgs.linuxPackages.usbip c.environment.systemPackages
+            && lib.elem mysystemPkgs.usbutils c.environment.systemPackages && c.services.udev.enable;
+        "one attach service per bus ID, started at boot" =
+          c.systemd.targets.multi-user.wants == [ "nixos-wsl-usbip-attach@4-1.service" "nixos-wsl-usbip-attach@2-3.1.service" ];
+        "the attach service gets its bus ID and attaches from the gateway again and again" =
+          attach.scriptArgs == "%i" && attach.serviceConfig.Restart == "always"
+            && contains "usbip attach --remote=\"$host\" --busid=\"$busid\"" attach.script
+            && contains "ip -4 route show default" attach.script;
+        "what usbipd-win runs is linked (with Docker Desktop's, without a conflict)" =
+          c.wsl.links."/bin/cat" == "${mysystemPkgs.coreutils}/bin/cat"
+            && c.wsl.links."/sbin/modprobe" == "${mysystemPkgs.kmod}/bin/modprobe"
+            && c.wsl.links."/bin/usbip" == "${mysystemPkgs.linuxPackages.usbip}/bin/usbip";
+        "udev stays off without it" = !(system [ ]).services.udev.enable;
+        "no warning, no failed assertion" = c.warnings == [ ] && failedAssertions c == [ ];
+      };
+
+    keepAlive =
+      let
+        always = system [{ wsl.keepAlive = true; }];
+        some = system [{ wsl.keepAlive = [ "docker.service" ]; wsl.keepAliveDistribution = "NixOS work"; }];
+        unit = some.systemd.services."nixos-wsl-keep-alive-docker.service";
+      in
+      {
+        "always: one unit from boot, holding wsl.exe running sleep in this distribution" =
+          always.systemd.services.nixos-wsl-keep-alive.wantedBy == [ "multi-user.target" ]
+            && always.systemd.services.nixos-wsl-keep-alive.serviceConfig.ExecStart
+            == "/mnt/c/Windows/System32/wsl.exe -d NixOS --exec ${mysystemPkgs.coreutils}/bin/sleep infinity";
+        "for units: started and stopped with each one" =
+          unit.wantedBy == [ "docker.service" ] && unit.bindsTo == [ "docker.service" ] && unit.after == [ "docker.service" ];
+        "the distribution's name is quoted" = contains "-d 'NixOS work' --exec" unit.serviceConfig.ExecStart;
+        "off: no unit" = !lib.any (lib.hasPrefix "nixos-wsl-keep-alive") (lib.attrNames (system [ ]).systemd.services);
+        "no warning, no failed assertion" = always.warnings == [ ] && failedAssertions always == [ ] && failedAssertions some == [ ];
+      };
   }
   // shellVariants;
 
@@ -277,6 +353,10 @@ let
       "wsl.extraBin with a path as name" = asserts [{ wsl.extraBin."usr/bin/cat" = "/x"; }] "is not a file name in /bin";
       "no uid for [oobe] defaultUid" = asserts [{ users.users.nixos.uid = lib.mkForce null; }] "needs the\ndefault user's uid";
       "a defaultUid other than 1000" = warns [{ users.users.nixos.uid = 1001; }] "Microsoft's distribution rules expect 1000";
+      "wsl.keepAlive without interop" = asserts [{ wsl.keepAlive = true; wsl.wslConf.interop.enabled = false; }] "wsl.keepAlive runs wsl.exe through WSL's interop";
+      "wsl.keepAlive with a bad unit name" = asserts [{ wsl.keepAlive = [ "docker" ]; }] "\"docker\" is not a systemd unit name";
+      "wsl.usbip.autoAttach with a bad bus ID" = fails (system [{ wsl.usbip.enable = true; wsl.usbip.autoAttach = [ "4:1" ]; }]).systemd.targets.multi-user.wants;
+      "wsl.windowsDriver.extraLibraries with a path" = fails (system [{ wsl.useWindowsDriver = true; wsl.windowsDriver.extraLibraries = [ "../x" ]; }]).wsl.windowsDriver.package.names;
       "wsl.tarball.extraFiles with a relative path" = asserts [{ wsl.tarball.extraFiles."home/x".source = ./default.nix; }] "is not an absolute path";
     };
 

@@ -90,6 +90,17 @@ let
         util-linux = package "util-linux-2.41" { };
         gnugrep = package "gnugrep-3.12" { };
         docker-client = package "docker-28.3" { };
+        # pkgs/by-name/ws/wsl2-ssh-agent (meta.mainProgram = "wsl2-ssh-agent")
+        wsl2-ssh-agent = package "wsl2-ssh-agent-0.9.7" { meta.mainProgram = "wsl2-ssh-agent"; };
+        # pkgs/os-specific/linux/usbip (linuxPackages.usbip: bin/usbip, bin/usbipd)
+        linuxPackages.usbip = package "usbip-6.12.40" { };
+        # pkgs/by-name/us/usbutils (lsusb)
+        usbutils = package "usbutils-018" { };
+        # pkgs/by-name/ku/kmod, pkgs/by-name/ip/iproute2 (ip)
+        iproute2 = package "iproute2-6.15" { };
+        # pkgs/development/libraries/mesa (hardware.graphics.package), pkgs/by-name/li/libGL
+        mesa = package "mesa-25.1" { };
+        libGL = package "libGL-1.7" { };
         nix = package "nix-2.31" { };
         systemd = package "systemd-258" { };
         perl = package "perl-5.40" { };

@@ -5,9 +5,12 @@
 #   security.sudo.{enable,wheelNeedsPassword}  nixos/modules/security/sudo.nix
 #   nixpkgs.hostPlatform                  nixos/modules/misc/nixpkgs.nix
 #   boot.binfmt.registrations             nixos/modules/system/boot/binfmt.nix
-#   hardware.graphics.{enable,extraPackages}   nixos/modules/hardware/graphics.nix
+#   hardware.graphics.{enable,extraPackages}   nixos/modules/hardware/graphics.nix (and its
+#                                         implementation: /run/opengl-driver links to a
+#                                         buildEnv of mesa, libGL and extraPackages; nixpkgs
+#                                         writes that rule through systemd.tmpfiles.settings)
 #   system.stateVersion, system.nixos.*   nixos/modules/misc/version.nix
-{ config, lib, ... }:
+{ config, lib, pkgs, ... }:
 
 let
   inherit (lib) mkOption types;
@@ -48,5 +51,11 @@ in
     system.stateVersion = mkOption { type = types.str; default = lib.trivial.release; description = "The NixOS release of the first install."; };
     system.nixos.release = mkOption { readOnly = true; type = types.str; default = lib.trivial.release; description = "The NixOS release."; };
     system.nixos.distroId = mkOption { internal = true; type = types.str; default = "nixos"; description = "The distribution id."; };
+  };
+
+  config = lib.mkIf config.hardware.graphics.enable {
+    systemd.tmpfiles.rules = [
+      "L+ /run/opengl-driver - - - - ${pkgs.buildEnv { name = "graphics-drivers"; paths = [ pkgs.mesa pkgs.libGL ] ++ config.hardware.graphics.extraPackages; }}"
+    ];
   };
 }

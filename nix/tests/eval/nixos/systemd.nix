@@ -28,6 +28,7 @@ let
       serviceConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Service] settings."; };
       unitConfig = mkOption { type = types.attrsOf unitOption; default = { }; description = "[Unit] settings."; };
       script = mkOption { type = types.lines; default = ""; description = "ExecStart script."; };
+      scriptArgs = mkOption { type = types.str; default = ""; description = "Arguments of the script (systemd specifiers expanded)."; };
       preStart = mkOption { type = types.lines; default = ""; description = "ExecStartPre script."; };
       postStop = mkOption { type = types.lines; default = ""; description = "ExecStopPost script."; };
       restartIfChanged = mkOption { type = types.bool; default = true; description = "Restart on switch."; };
@@ -39,6 +40,7 @@ in
   options = {
     systemd.package = mkOption { default = pkgs.systemd; type = types.package; description = "systemd."; };
     systemd.services = mkOption { default = { }; type = types.attrsOf (types.submodule service); description = "System services."; };
+    systemd.targets = mkOption { default = { }; type = types.attrsOf (types.submodule { options = { wants = strList; wantedBy = strList; }; }); description = "Targets."; };
     systemd.user.services = mkOption { default = { }; type = types.attrsOf (types.submodule service); description = "User services."; };
     systemd.enableEmergencyMode = mkOption { default = true; type = types.bool; description = "Emergency mode."; };
     systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; description = "tmpfiles.d rules."; };
