@@ -40,3 +40,58 @@ pub fn system(opts: DistroOptions, cli: &[u8]) -> DistroOptions {
     opts.file_mode("/usr/bin/nixos-wsl", cli.to_vec(), 0o755)
         .link("/nix/var/nix/profiles/system", "system-2-link")
 }
+
+/// What `nix/tests/sim-units.nix` takes from the NixOS module, evaluated with the real nixpkgs
+/// lib (`NIXOS_WSL_NIXPKGS_LIB_SOURCE`, else `../shared/nixpkgs-lib/lib`): name -> text. Needs
+/// `nix-instantiate` (Debian: nix-bin) and python3, which turns the JSON into NUL-separated
+/// names and texts.
+pub fn module_units() -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use anyhow::{ensure, Context};
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = match std::env::var_os("NIXOS_WSL_NIXPKGS_LIB_SOURCE") {
+        Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+        _ => crate_dir.join("../shared/nixpkgs-lib/lib"),
+    };
+    let lib = lib
+        .canonicalize()
+        .with_context(|| format!("the nixpkgs lib is not at {}", lib.display()))?;
+    let eval = Command::new("nix-instantiate")
+        .args(["--readonly-mode", "--eval", "--strict", "--json"])
+        .arg(crate_dir.join("nix/tests/sim-units.nix"))
+        .env("NIXOS_WSL_NIXPKGS_LIB", &lib)
+        .stderr(Stdio::piped())
+        .output()
+        .context("nix-instantiate (apt-get install nix-bin)")?;
+    ensure!(
+        eval.status.success(),
+        "nix/tests/sim-units.nix does not evaluate: {}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let mut decode = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\n\
+             for k, v in json.load(sys.stdin).items():\n    \
+                 sys.stdout.write(k + '\\0' + v + '\\0')",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("python3")?;
+    decode
+        .stdin
+        .take()
+        .context("python3's stdin")?
+        .write_all(&eval.stdout)?;
+    let out = decode.wait_with_output()?;
+    ensure!(out.status.success(), "python3 could not decode the units");
+    let text = String::from_utf8(out.stdout)?;
+    let fields: Vec<&str> = text.split('\0').collect();
+    Ok(fields
+        .chunks_exact(2)
+        .map(|kv| (kv[0].to_owned(), kv[1].to_owned()))
+        .collect())
+}
