@@ -32,7 +32,8 @@ let
   lines = key: v: lib.concatMapStrings (x: "${key}=${value x}\n") (lib.toList v);
   section = name: attrs: "[${name}]\n" + lib.concatStrings (lib.mapAttrsToList lines attrs);
   unit = u:
-    section "Unit" ({ Description = u.description; }
+    section "Unit"
+      ({ Description = u.description; }
       // lib.optionalAttrs (u.after != [ ]) { After = lib.concatStringsSep " " u.after; }
       // lib.optionalAttrs (u.bindsTo != [ ]) { BindsTo = lib.concatStringsSep " " u.bindsTo; }
       // u.unitConfig)
