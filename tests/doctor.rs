@@ -12,27 +12,20 @@ mod sim;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use libtest_mimic::{Arguments, Trial};
 
 use sim::harness::{self, TestFn};
-use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
+use sim::under_test::{self, Mode};
+use sim::{Distro, DistroOptions, Exit, Launch, Output};
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 
 /// The checks the simulator cannot make ok (see the module docs).
 const SIMULATOR_LIMITS: &[&str] = &["kernel", "interop", "binfmt"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Namespace,
-    Native,
-}
-
 fn main() {
     if let Some(code) = sim::role_main() {
         std::process::exit(code);
     }
-    let args = Arguments::from_args();
     let t: Vec<(&str, TestFn)> = vec![
         ("doctor::namespace::healthy", || healthy(Mode::Namespace)),
         ("doctor::native::healthy", || healthy(Mode::Native)),
@@ -40,12 +33,7 @@ fn main() {
         ("doctor::hung_systemctl_stays_within_2_s", hung_systemctl),
         ("doctor::each_check_warns_or_fails_with_its_fix", fixtures),
     ];
-    let tests: Vec<Trial> = t
-        .into_iter()
-        .map(|(n, f)| harness::gated(n, f, || harness::needs_root("doctor")))
-        .collect();
-    harness::start_watchdog("doctor", 600, || {});
-    libtest_mimic::run(&args, tests).exit();
+    harness::run_root_suite("doctor", t, 600)
 }
 
 /// A healthy distro: generations, /bin/nixos-wsl, WSL's resolv.conf link; one session ran.
@@ -54,14 +42,7 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let mut opts = DistroOptions::new(
-        name,
-        RootShell::NixosWslShell(env!("CARGO_BIN_EXE_nixos-wsl-shell").into()),
-    );
-    if mode == Mode::Native {
-        opts = opts.wsl_systemd(sim::WslSystemd::new(env!("CARGO_BIN_EXE_nixos-wsl-init")));
-    }
-    opts = sim::nixos::system(opts, &std::fs::read(CLI)?)
+    let opts = sim::nixos::system(under_test::distro(name, mode), &std::fs::read(CLI)?)
         .link("/etc/resolv.conf", "/mnt/wsl/resolv.conf");
     let d = Distro::start(more(opts))?;
     let out = d.run(&Launch::command("true"))?;

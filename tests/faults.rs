@@ -20,6 +20,7 @@
 mod sim;
 
 use sim::harness::{self, unprivileged, TestFn};
+use sim::under_test;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -96,22 +97,8 @@ fn privileged(name: &str, f: TestFn) -> Trial {
     harness::gated(name, f, || harness::needs_root("faults"))
 }
 
-fn bin(var: &str, built: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(built),
-    }
-}
-
-fn shell_bin() -> PathBuf {
-    bin(
-        "NIXOS_WSL_TEST_SHELL_BIN",
-        env!("CARGO_BIN_EXE_nixos-wsl-shell"),
-    )
-}
-
 fn cli_bin() -> PathBuf {
-    bin("NIXOS_WSL_TEST_CLI_BIN", env!("CARGO_BIN_EXE_nixos-wsl"))
+    under_test::build("NIXOS_WSL_TEST_CLI_BIN", env!("CARGO_BIN_EXE_nixos-wsl"))
 }
 
 /// Where the admin CLI is installed in every distro (next to the login shell).
@@ -120,7 +107,8 @@ const CLI: &str = "/usr/local/bin/nixos-wsl";
 /// A distro with nixos-wsl-shell as root's login shell and the admin CLI installed.
 fn opts(name: &str) -> DistroOptions {
     let cli = std::fs::read(cli_bin()).expect("reading the nixos-wsl binary");
-    DistroOptions::new(name, RootShell::NixosWslShell(shell_bin())).file_mode(CLI, cli, 0o755)
+    DistroOptions::new(name, RootShell::NixosWslShell(under_test::shell()))
+        .file_mode(CLI, cli, 0o755)
 }
 
 /// A oneshot unit pulled into the boot that sleeps `secs`: systemd stays "starting" (no
@@ -1371,10 +1359,7 @@ fn cli_stop_kills() -> Result<()> {
 /// WSL's own systemd mode (`[boot] systemd=true`, nixos-wsl-init as /sbin/init): status says
 /// so, exec runs in it without starting another systemd, stop refuses and names `wsl -t`.
 fn cli_wsl_systemd_mode() -> Result<()> {
-    let init = bin(
-        "NIXOS_WSL_TEST_INIT_BIN",
-        env!("CARGO_BIN_EXE_nixos-wsl-init"),
-    );
+    let init = under_test::init();
     let d = Distro::start(opts("cli-native").wsl_systemd(sim::WslSystemd::new(init)))?;
     let s = cli(&d, &["status", "--json"])?;
     let j = s.out();

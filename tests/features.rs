@@ -27,22 +27,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Trial};
 
 use sim::harness::{self, TestFn};
-use sim::{Distro, DistroOptions, Exit, Launch, RootShell};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Namespace,
-    Native,
-}
+use sim::under_test::{self, Mode};
+use sim::{Distro, DistroOptions, Exit, Launch};
 
 fn main() {
     if let Some(code) = sim::role_main() {
         std::process::exit(code);
     }
-    let args = Arguments::from_args();
     let t: Vec<(&str, TestFn)> = vec![
         (
             "features::gpu_libraries_in_run_opengl_driver",
@@ -63,34 +56,7 @@ fn main() {
             usbip_auto_attach,
         ),
     ];
-    let tests: Vec<Trial> = t
-        .into_iter()
-        .map(|(n, f)| harness::gated(n, f, || harness::needs_root("features")))
-        .collect();
-    harness::start_watchdog("features", 600, || {});
-    libtest_mimic::run(&args, tests).exit();
-}
-
-fn bin(var: &str, default: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(default),
-    }
-}
-
-fn options(name: &str, mode: Mode) -> DistroOptions {
-    let shell = RootShell::NixosWslShell(bin(
-        "NIXOS_WSL_TEST_SHELL_BIN",
-        env!("CARGO_BIN_EXE_nixos-wsl-shell"),
-    ));
-    let opts = DistroOptions::new(name, shell);
-    match mode {
-        Mode::Namespace => opts,
-        Mode::Native => opts.wsl_systemd(sim::WslSystemd::new(bin(
-            "NIXOS_WSL_TEST_INIT_BIN",
-            env!("CARGO_BIN_EXE_nixos-wsl-init"),
-        ))),
-    }
+    harness::run_root_suite("features", t, 600)
 }
 
 fn unit<'a>(units: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {
@@ -181,7 +147,7 @@ fn gpu_libraries() -> Result<()> {
         build.status.success(),
         "the module's build script: {build:?}"
     );
-    let mut opts = options("features-gpu", Mode::Native);
+    let mut opts = under_test::distro("features-gpu", Mode::Native);
     for sub in ["lib", "bin"] {
         for entry in std::fs::read_dir(scratch.join(sub))? {
             let entry = entry?;
@@ -259,7 +225,7 @@ while True:
 fn ssh_agent(mode: Mode) -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "ssh.unit")?;
-    let mut opts = options(&format!("features-ssh-{mode:?}"), mode);
+    let mut opts = under_test::distro(&format!("features-ssh-{mode:?}"), mode);
     opts = store_programs(opts, text, &[("wsl2-ssh-agent", AGENT_STAND_IN)]);
     opts = install_unit(
         opts,
@@ -334,7 +300,11 @@ wait "$child"
 fn keep_alive() -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "keep-alive.unit")?;
-    let mut opts = store_programs(options("features-keep-alive", Mode::Native), text, &[]);
+    let mut opts = store_programs(
+        under_test::distro("features-keep-alive", Mode::Native),
+        text,
+        &[],
+    );
     opts = install_unit(
         opts,
         "/etc/systemd/system",
@@ -421,7 +391,7 @@ fn usbip_auto_attach() -> Result<()> {
         unit(&units, "usbip.scriptArgs")?,
         unit(&units, "usbip.restart")?,
     );
-    let mut opts = options("features-usbip", Mode::Native)
+    let mut opts = under_test::distro("features-usbip", Mode::Native)
         .file_mode("/opt/nixos-wsl-usbip-attach-start", script, 0o755)
         .file_mode("/opt/usbip-stand-in/usbip", USBIP_STAND_IN, 0o755)
         .file_mode("/opt/usbip-stand-in/ip", IP_STAND_IN, 0o755)

@@ -10,27 +10,18 @@
 
 mod sim;
 
-use std::path::PathBuf;
-
 use anyhow::{ensure, Result};
-use libtest_mimic::{Arguments, Trial};
 
 use sim::harness::{self, TestFn};
-use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
+use sim::under_test::{self, Mode};
+use sim::{Distro, DistroOptions, Exit, Launch, Output};
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Namespace,
-    Native,
-}
 
 fn main() {
     if let Some(code) = sim::role_main() {
         std::process::exit(code);
     }
-    let args = Arguments::from_args();
     let t: Vec<(&str, TestFn)> = vec![
         ("generations::namespace::chosen_once_then_current", || {
             chosen_once(Mode::Namespace)
@@ -64,19 +55,7 @@ fn main() {
             recovery_with_broken_shells,
         ),
     ];
-    let tests: Vec<Trial> = t
-        .into_iter()
-        .map(|(n, f)| harness::gated(n, f, || harness::needs_root("generations")))
-        .collect();
-    harness::start_watchdog("generations", 600, || {});
-    libtest_mimic::run(&args, tests).exit();
-}
-
-fn bin(var: &str, default: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(default),
-    }
+    harness::run_root_suite("generations", t, 600)
 }
 
 /// A distro with generations 1 and 2 (current), in `mode`; `more` adds to it.
@@ -85,18 +64,7 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let shell = RootShell::NixosWslShell(bin(
-        "NIXOS_WSL_TEST_SHELL_BIN",
-        env!("CARGO_BIN_EXE_nixos-wsl-shell"),
-    ));
-    let mut opts = DistroOptions::new(name, shell);
-    if mode == Mode::Native {
-        opts = opts.wsl_systemd(sim::WslSystemd::new(bin(
-            "NIXOS_WSL_TEST_INIT_BIN",
-            env!("CARGO_BIN_EXE_nixos-wsl-init"),
-        )));
-    }
-    opts = sim::nixos::system(opts, &std::fs::read(CLI)?);
+    let opts = sim::nixos::system(under_test::distro(name, mode), &std::fs::read(CLI)?);
     Distro::start(more(opts))
 }
 

@@ -1,5 +1,5 @@
 //! Plumbing shared by the simulator's test binaries (tests/wsl.rs, faults.rs, environment.rs,
-//! installer.rs): privileged tests that fail in CI and skip elsewhere, and a watchdog.
+//! installer.rs, doctor.rs, generations.rs, features.rs): privileged tests that fail in CI and skip elsewhere, and a watchdog.
 
 use std::time::Duration;
 
@@ -20,7 +20,11 @@ pub fn needs_root(suite: &str) -> Option<String> {
 
 /// A test that runs only when `cannot_run` says nothing: otherwise it FAILS under `CI` (CI
 /// must run every privileged test) and is skipped, with the reason, elsewhere.
-pub fn gated(name: &str, f: TestFn, cannot_run: fn() -> Option<String>) -> Trial {
+pub fn gated(
+    name: &str,
+    f: TestFn,
+    cannot_run: impl FnOnce() -> Option<String> + Send + 'static,
+) -> Trial {
     Trial::ignorable_test(name, move || {
         if let Some(why) = cannot_run() {
             if std::env::var_os("CI").is_some() {
@@ -31,6 +35,18 @@ pub fn gated(name: &str, f: TestFn, cannot_run: fn() -> Option<String>) -> Trial
         f().map(|()| Completion::Completed)
             .map_err(|e| Failed::from(format!("{e:#}")))
     })
+}
+
+/// The `main` of a suite whose tests all need root (see [`gated`]), under a watchdog of
+/// `budget_secs` (see [`start_watchdog`]).
+pub fn run_root_suite(suite: &'static str, tests: Vec<(&str, TestFn)>, budget_secs: u64) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| gated(name, f, move || needs_root(suite)))
+        .collect();
+    start_watchdog(suite, budget_secs, || {});
+    libtest_mimic::run(&args, trials).exit()
 }
 
 pub fn unprivileged(name: &str, f: TestFn) -> Trial {

@@ -34,6 +34,8 @@ pub mod rootfs;
 pub mod safety;
 pub mod session;
 pub mod sys;
+#[cfg(test)]
+pub mod under_test;
 pub mod userdb;
 
 use std::ffi::{OsStr, OsString};
