@@ -177,11 +177,19 @@ pub fn open_handle() -> Result<Option<Handle>> {
 
 /// Joins the handle's namespace if its PID 1 is alive: finds that process outside (the hint
 /// first, else a scan of `/proc`), joins its mount namespace and the PID namespace (for our
-/// children). `None` when PID 1 is gone or a zombie: the namespace is dead.
-pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
+/// children). `None` when PID 1 is gone or a zombie: the namespace is dead. Also `None` when
+/// it is going down (a `poweroff` inside): then PID 1 is systemd-shutdown, which kills every
+/// process of the namespace before it exits, so a session started there would be killed;
+/// this waits (until `deadline`) for it to finish instead, so the next systemd boots alone.
+pub fn join_if_alive(handle: &Handle, deadline: Instant) -> Result<Option<Joined>> {
     let Some(init_pid) = find_init(handle.pid_ino) else {
         return Ok(None);
     };
+    if is_shutting_down(init_pid) {
+        log::info!("the systemd of this boot is shutting down; waiting for it to finish");
+        wait_for_exit(init_pid, deadline);
+        return Ok(None);
+    }
     let mnt = match File::open(format!("/proc/{init_pid}/ns/mnt")) {
         Ok(f) => f,
         // It died just now.
@@ -194,6 +202,32 @@ pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
         pid_ino: handle.pid_ino,
         init_pid,
     }))
+}
+
+/// systemd's PID 1 execs systemd-shutdown for poweroff, reboot and halt (`comm` holds 15
+/// bytes of the name).
+fn is_shutting_down(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end() == "systemd-shutdow")
+}
+
+/// Waits until process `pid` has exited, at most until `deadline`; says so on stderr once
+/// the wait exceeds a second.
+fn wait_for_exit(pid: i32, deadline: Instant) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Ok(pidfd) = crate::systemd::pidfd_open(nix::unistd::Pid::from_raw(pid)) else {
+        return; // already gone
+    };
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    let mut wait = |limit: Duration| {
+        let ms = u16::try_from(remaining(deadline).min(limit).as_millis()).unwrap_or(u16::MAX);
+        // EINTR counts as not yet: the caller boots a new systemd either way.
+        poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|n| n > 0)
+    };
+    if !wait(Duration::from_secs(1)) && !remaining(deadline).is_zero() {
+        log::warn!("waiting for the previous boot to finish shutting down");
+        wait(Duration::MAX);
+    }
 }
 
 /// The PID (in our namespace) of the live init of the PID namespace `pid_ino`.

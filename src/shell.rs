@@ -169,7 +169,7 @@ pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLo
     }
 
     if let Some(handle) = namespace::open_handle()? {
-        if let Some(joined) = namespace::join_if_alive(&handle)? {
+        if let Some(joined) = namespace::join_if_alive(&handle, deadline)? {
             if namespace::readiness(joined.pid_ino) == Readiness::Unknown {
                 // Its starter was killed or gave up before recording anything: ask systemd.
                 let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
@@ -197,7 +197,7 @@ pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLo
     let handle = namespace::open_handle()?.context("the namespace handle vanished")?;
     let joined = match outcome {
         systemd::Outcome::Died => None,
-        _ => namespace::join_if_alive(&handle)?,
+        _ => namespace::join_if_alive(&handle, deadline)?,
     };
     let Some(joined) = joined else {
         namespace::clear_handle()?;

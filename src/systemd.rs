@@ -246,7 +246,7 @@ fn notify_socket() -> Result<OwnedFd> {
     Ok(sock)
 }
 
-fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
     // no memory of ours. The result is close-on-exec by definition.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };

@@ -369,6 +369,10 @@ fn shell_tests() -> Vec<Trial> {
             "shell::poweroff_inside_then_next_login",
             poweroff_then_login,
         ),
+        (
+            "shell::launch_while_shutting_down_waits_then_boots",
+            launch_while_shutting_down,
+        ),
         ("shell::terminate_then_next_login", terminate_then_login),
         (
             "shell::missing_systemd_still_gives_a_shell",
@@ -453,6 +457,11 @@ fn activations(d: &Distro) -> Result<usize> {
 
 /// Host pids of processes in `d` that are PID 1 of a nested PID namespace and run systemd.
 fn systemd_inits(d: &Distro) -> Vec<i32> {
+    nested_inits(d, "systemd")
+}
+
+/// Host pids of processes in `d` that are PID 1 of a nested PID namespace, named `comm`.
+fn nested_inits(d: &Distro, name: &str) -> Vec<i32> {
     d.host_pids()
         .into_iter()
         .filter(|pid| {
@@ -463,7 +472,7 @@ fn systemd_inits(d: &Distro) -> Vec<i32> {
                 .find_map(|l| l.strip_prefix("NSpid:"))
                 .and_then(|v| v.split_whitespace().last().map(|x| x == "1"))
                 .unwrap_or(false);
-            nspid_is_1 && comm.trim() == "systemd"
+            nspid_is_1 && comm.trim() == name
         })
         .collect()
 }
@@ -1058,6 +1067,45 @@ fn poweroff_then_login() -> Result<()> {
     );
     let out = d.run(&Launch::command("systemctl is-system-running"))?;
     ensure!(out.out().trim() == "running", "{out}");
+    Ok(())
+}
+
+/// A launch while a `poweroff` inside is still going on: PID 1 is systemd-shutdown, which
+/// kills every process of its namespace before it exits. The launch must not join it (its
+/// command would be killed); it waits, then boots a new systemd and runs.
+fn launch_while_shutting_down() -> Result<()> {
+    let d = Distro::start(own("shutting-down"))?;
+    let (_, ns) = pid1_of(&d)?;
+    // A process of no unit (moved to the root cgroup, so stopping the session's scope does
+    // not kill it) that ignores SIGTERM and SIGHUP for 3 s: systemd-shutdown's SIGTERM round
+    // waits for it (up to 90 s), which holds the shutdown open for the launch below.
+    let holder = d.spawn(&Launch::command(
+        "sudo sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs; trap \"\" TERM HUP; exec sleep 3' \
+         </dev/null >/dev/null 2>&1",
+    ))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let _off =
+        d.spawn(&Launch::command("sudo systemctl poweroff").timeout(Duration::from_secs(60)))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while nested_inits(&d, "systemd-shutdow").is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "PID 1 did not become systemd-shutdown within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = d.run(&Launch::command(PID1_CMD))?;
+    let l = lines(&out.out());
+    ensure!(
+        out.exit == sim::Exit::Code(0)
+            && l.len() == 2
+            && l[0] == "systemd"
+            && l[1] != ns
+            && out.err()
+                == "nixos-wsl-shell: waiting for the previous boot to finish shutting down\n",
+        "a launch during the shutdown (about 2.5 s of it left): {out}"
+    );
+    drop(holder);
     Ok(())
 }
 

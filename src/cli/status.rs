@@ -214,9 +214,12 @@ fn outside(status: &mut Status, systemctl: Option<&Path>, timeout: Duration) -> 
     let Some(handle) = namespace::open_handle()? else {
         return Ok(());
     };
-    let Some(joined) = namespace::join_if_alive(&handle).context("joining the namespace")? else {
+    // Status never waits: a namespace that is shutting down counts as gone.
+    let Some(joined) = namespace::join_if_alive(&handle, std::time::Instant::now())
+        .context("joining the namespace")?
+    else {
         status.note = Some(
-            "the systemd namespace of this boot is dead; the next launch starts a new one".into(),
+            "the systemd namespace of this boot is dead or shutting down; the next launch starts a new one".into(),
         );
         return Ok(());
     };
