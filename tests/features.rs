@@ -14,6 +14,7 @@
 //! - `wsl.keepAlive`: the module's unit starts at boot and runs a fake `wsl.exe` at the
 //!   interop path with the module's arguments, and is stopped by a poweroff.
 //!
+//!   With a list of units, it holds only while one of them is active.
 //! - `wsl.usbip.autoAttach`: the module's attach script, as its template unit runs it for the
 //!   bus ID, attaches the device from the default gateway at boot (stand-ins for `usbip` and
 //!   `ip`, the Windows side), not again while attached, and again once it was detached.
@@ -50,6 +51,10 @@ fn main() {
         (
             "features::keep_alive_holds_wsl_exe_until_poweroff",
             keep_alive,
+        ),
+        (
+            "features::keep_alive_with_a_unit_holds_only_while_it_runs",
+            keep_alive_while_unit_active,
         ),
         (
             "features::usbip_attaches_at_boot_and_again_when_the_device_returns",
@@ -297,6 +302,74 @@ trap 'echo stopped >> "$log"; kill "$child"; exit 0' TERM
 wait "$child"
 "#;
 
+/// Boots `opts` with the stand-in wsl.exe on the Windows drive (the simulator's stand-in for
+/// the 9p mount at /mnt/c).
+fn with_wsl_exe(opts: DistroOptions) -> Result<Distro> {
+    let d = Distro::new(opts)?;
+    let wsl_exe = d.state_dir().join("c/Windows/System32/wsl.exe");
+    std::fs::create_dir_all(wsl_exe.parent().context("wsl.exe's directory")?)?;
+    std::fs::write(&wsl_exe, WSL_EXE_STAND_IN)?;
+    std::fs::set_permissions(
+        &wsl_exe,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
+    d.boot()?;
+    Ok(d)
+}
+
+/// `wsl.keepAlive = [ "work.service" ]`: nothing held at boot; held while work.service runs;
+/// released when it stops.
+fn keep_alive_while_unit_active() -> Result<()> {
+    let units = sim::nixos::module_units()?;
+    let text = unit(&units, "keep-alive-work.unit")?;
+    let mut opts = store_programs(
+        under_test::distro("features-keep-alive-unit", Mode::Native),
+        text,
+        &[],
+    )
+    .file(
+        "/etc/systemd/system/work.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    opts = install_unit(
+        opts,
+        "/etc/systemd/system",
+        "nixos-wsl-keep-alive-work.service",
+        text,
+        unit(&units, "keep-alive-work.wantedBy")?,
+    );
+    let d = with_wsl_exe(opts)?;
+    let log = "/var/log/fake-wsl-exe.log";
+    std::thread::sleep(Duration::from_secs(2));
+    let root = |cmd: &str| d.run(&Launch::command(cmd).user("root"));
+    let out = root(&format!(
+        "cat {log} 2>/dev/null; systemctl is-active nixos-wsl-keep-alive-work"
+    ))?;
+    ensure!(
+        out.out() == "inactive\n",
+        "held at boot though work.service is not running: {out}"
+    );
+    root("systemctl start work.service")?.ok()?;
+    wait_for(
+        &d,
+        "held once work.service runs",
+        &format!(
+            "systemctl is-active --quiet nixos-wsl-keep-alive-work && grep -q '^started: -d NixOS --exec ' {log}"
+        ),
+        "nixos-wsl-keep-alive-work.service",
+    )?;
+    root("systemctl stop work.service")?.ok()?;
+    wait_for(
+        &d,
+        "released once work.service stopped",
+        &format!(
+            "! systemctl is-active --quiet nixos-wsl-keep-alive-work && grep -qx stopped {log}"
+        ),
+        "nixos-wsl-keep-alive-work.service",
+    )?;
+    Ok(())
+}
+
 fn keep_alive() -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "keep-alive.unit")?;
@@ -312,16 +385,7 @@ fn keep_alive() -> Result<()> {
         text,
         unit(&units, "keep-alive.wantedBy")?,
     );
-    let d = Distro::new(opts)?;
-    // On the Windows drive (the simulator's stand-in for the 9p mount at /mnt/c).
-    let wsl_exe = d.state_dir().join("c/Windows/System32/wsl.exe");
-    std::fs::create_dir_all(wsl_exe.parent().context("wsl.exe's directory")?)?;
-    std::fs::write(&wsl_exe, WSL_EXE_STAND_IN)?;
-    std::fs::set_permissions(
-        &wsl_exe,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
-    d.boot()?;
+    let d = with_wsl_exe(opts)?;
     wait_for(
         &d,
         "the keep-alive unit running sleep through wsl.exe",

@@ -2,7 +2,9 @@
 #
 # WSL terminates a distribution some seconds after its last client (a wsl.exe, a terminal
 # tab) is gone, whatever runs in it: systemd services and lingering users do not count
-# (microsoft/WSL #9667, #11239, #13416). A wsl.exe running on Windows does count, and a
+# (microsoft/WSL #9667, #11239, #13416). A wsl.exe running on Windows does count (WSL's
+# service registers each client's Windows process and starts the countdown only after the
+# last one exits: src/windows/service/exe/LxssConsoleManager.cpp, Lifetime.cpp), and a
 # Linux process can start one through interop. So the distribution holds itself: a unit
 # runs `wsl.exe -d <name> --exec sleep infinity` from the inside and keeps it running; the
 # Windows process it starts is a client like a terminal tab. Stopping the unit (or any

@@ -12,21 +12,26 @@
 let
   lib = import ./eval/lib.nix;
   evalConfig = import ./eval/eval-config.nix { inherit lib; };
-  config = (evalConfig {
+  eval = extra: (evalConfig {
     modules = [
       ../modules
       {
         nixpkgs.hostPlatform = "x86_64-linux";
         system.stateVersion = "25.11";
         wsl.enable = true;
-        wsl.useWindowsDriver = true;
-        wsl.sshAgent.enable = true;
-        wsl.keepAlive = true;
-        wsl.usbip.enable = true;
-        wsl.usbip.autoAttach = [ "4-1" ];
       }
+      extra
     ];
   }).config;
+  config = eval {
+    wsl.useWindowsDriver = true;
+    wsl.sshAgent.enable = true;
+    wsl.keepAlive = true;
+    wsl.usbip.enable = true;
+    wsl.usbip.autoAttach = [ "4-1" ];
+  };
+  # wsl.keepAlive with a unit: held only while it is active.
+  withUnit = eval { wsl.keepAlive = [ "work.service" ]; };
 
   value = v: if builtins.isBool v then lib.boolToString v else toString v;
   lines = key: v: lib.concatMapStrings (x: "${key}=${value x}\n") (lib.toList v);
@@ -41,6 +46,7 @@ let
 
   ssh = config.systemd.user.services.wsl2-ssh-agent;
   keepAlive = config.systemd.services.nixos-wsl-keep-alive;
+  keepAliveWork = withUnit.systemd.services."nixos-wsl-keep-alive-work.service";
   gpu = config.wsl.windowsDriver.package;
   usbip = config.systemd.services."nixos-wsl-usbip-attach@";
 in
@@ -54,6 +60,8 @@ builtins.mapAttrs (_: builtins.unsafeDiscardStringContext) {
   "ssh.extraInit" = config.environment.extraInit;
   "keep-alive.unit" = unit keepAlive;
   "keep-alive.wantedBy" = lib.concatStringsSep " " keepAlive.wantedBy;
+  "keep-alive-work.unit" = unit keepAliveWork;
+  "keep-alive-work.wantedBy" = lib.concatStringsSep " " keepAliveWork.wantedBy;
   # The job script as systemd-lib's makeJobScript writes it (`set -e`, then the script), run
   # with the unit's scriptArgs; the unit's Restart.
   "usbip.script" = "set -e\n" + usbip.script;
