@@ -25,3 +25,4 @@ pub mod supervise;
 pub mod systemd;
 pub mod tarball;
 pub mod welcome;
+pub mod wslconf;

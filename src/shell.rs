@@ -306,7 +306,7 @@ fn nixos_environment(
         base.set(environment::DONE_MARKER, "1");
         base
     });
-    let automount_root = std::fs::read_to_string("/etc/wsl.conf")
+    let automount_root = std::fs::read("/etc/wsl.conf")
         .map(|text| environment::automount_root(&text))
         .unwrap_or_else(|_| environment::path::DEFAULT_AUTOMOUNT_ROOT.into());
     let wsl: Env = inherited.iter().cloned().collect();

@@ -17,4 +17,3 @@ pub mod reader;
 pub mod rootfs;
 pub mod verify;
 pub mod writer;
-pub mod wslconf;

@@ -16,7 +16,7 @@ use super::UsageError;
 use crate::config::Config;
 use crate::generation;
 use crate::paths::{ACTIVATION_LOG, CONFIG_FILE, STATE_DIR};
-use crate::tarball::wslconf;
+use crate::wslconf;
 
 pub const USAGE: &str = "\
 usage: nixos-wsl doctor [--json]

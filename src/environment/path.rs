@@ -144,66 +144,21 @@ fn is_windows_entry(entry: &[u8], root: &[u8]) -> bool {
     matches!(rest, [letter] | [letter, b'/', ..] if letter.is_ascii_alphabetic())
 }
 
-/// The automount root from `/etc/wsl.conf` text: `root` in `[automount]`, section and key
-/// case-insensitive, last one wins, trailing slashes dropped (`/mnt/` is `/mnt`).
-///
-/// Falls back to [`DEFAULT_AUTOMOUNT_ROOT`] when absent, empty or not absolute. Like WSL, it
-/// stops reading at the first line that is neither a section, a `key = value`, a comment
-/// (`#` or `;`) nor blank, so later keys keep their defaults there too. Values may be
-/// double-quoted, with `\"` and `\\` escapes.
-pub fn automount_root(wsl_conf_text: &str) -> PathBuf {
-    let mut in_automount = false;
-    let mut root = None;
-    for line in wsl_conf_text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with(['#', ';']) {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[') {
-            let Some(section) = section
-                .split(['#', ';'])
-                .next()
-                .and_then(|s| s.trim_end().strip_suffix(']'))
-            else {
-                break;
-            };
-            in_automount = section.trim().eq_ignore_ascii_case("automount");
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            break;
-        };
-        if in_automount && key.trim().eq_ignore_ascii_case("root") {
-            root = Some(ini_value(value));
-        }
-    }
-    let root: PathBuf = root
-        .map(|r| Path::new(&r).components().collect())
+/// The automount root from `/etc/wsl.conf`, read as WSL reads it ([`crate::wslconf`]: the
+/// first `root` in `[automount]` counts, parsing stops at the first syntax error), trailing
+/// slashes dropped (`/mnt/` is `/mnt`). [`DEFAULT_AUTOMOUNT_ROOT`] when absent, empty, not
+/// absolute or climbing with `..`.
+pub fn automount_root(wsl_conf: &[u8]) -> PathBuf {
+    let parsed = crate::wslconf::parse(wsl_conf, crate::wslconf::WSL_CONF_KEYS);
+    let root: PathBuf = parsed
+        .get("automount.root")
+        .map(|r| Path::new(r).components().collect())
         .unwrap_or_default();
     if root.has_root() && root.components().all(|c| c != Component::ParentDir) {
         root
     } else {
         PathBuf::from(DEFAULT_AUTOMOUNT_ROOT)
     }
-}
-
-/// An INI value: quotes removed, escapes resolved, comment and surrounding blanks dropped.
-fn ini_value(raw: &str) -> String {
-    let (mut value, mut quoted, mut kept) = (String::new(), false, 0);
-    let mut chars = raw.trim().chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted = !quoted,
-            '\\' => value.extend(chars.next()),
-            '#' | ';' if !quoted => break,
-            _ => value.push(c),
-        }
-        if quoted || !c.is_whitespace() {
-            kept = value.len();
-        }
-    }
-    value.truncate(kept);
-    value
 }
 
 #[cfg(test)]
@@ -353,23 +308,39 @@ mod tests {
 
     #[test]
     fn automount_root_from_wsl_conf() {
+        // WSL's reading (src/shared/configfile/configfile.cpp): the first value of a key
+        // counts, `;` is no comment, and the first syntax error ends the file.
         let cases = [
             ("", "/mnt"),
             ("[automount]\nroot = /windir/\n", "/windir"),
             ("[AutoMount]\r\n  ROOT=/x//y/ \r\n", "/x/y"),
-            ("[ automount ] # c\nroot = \"/quoted dir/\" # comment\n", "/quoted dir"),
+            (
+                "[automount] # c\nroot = \"/quoted dir/\" # comment\n",
+                "/quoted dir",
+            ),
             ("[automount]\nroot = /\n", "/"),
-            ("[automount]\nroot = /a\nroot = /b\n", "/b"),
+            ("[automount]\nroot = /a\nroot = /b\n", "/a"),
             ("[automount]\nroot = relative\n", "/mnt"),
             ("[automount]\nroot =\n", "/mnt"),
             ("[automount]\nroot = /../x\n", "/mnt"),
-            ("[interop]\nroot = /nope\n[automount]\nenabled = true\n", "/mnt"),
-            ("[automount]\n# root = /no\n; root = /no\noptions = \"metadata,uid=1000\"\nroot=/yes;x\n", "/yes"),
-            ("[automount]\nroot = /first\nthis is not ini\nroot = /later\n", "/first"),
+            (
+                "[interop]\nroot = /nope\n[automount]\nenabled = true\n",
+                "/mnt",
+            ),
+            (
+                "[automount]\n# root = /no\noptions = \"metadata,uid=1000\"\nroot=/yes;x\n",
+                "/yes;x",
+            ),
+            ("[automount]\n; root = /no\nroot = /yes\n", "/mnt"),
+            (
+                "[automount]\nroot = /first\nthis is not ini\nroot = /later\n",
+                "/first",
+            ),
             ("[automount\nroot = /x\n", "/mnt"),
+            ("[ automount ]\nroot = /x\n", "/mnt"),
         ];
         for (text, root) in cases {
-            assert_eq!(automount_root(text), Path::new(root), "{text:?}");
+            assert_eq!(automount_root(text.as_bytes()), Path::new(root), "{text:?}");
         }
     }
 }

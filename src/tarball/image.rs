@@ -33,10 +33,10 @@ use super::header::{Entry, Kind};
 use super::index::Index;
 use super::verify;
 use super::writer::Writer;
-use super::wslconf::{self, DISTRIBUTION_CONF_KEYS};
 use crate::installer::handover::root_shell;
 use crate::installer::layout::{self, Manifest};
 use crate::installer::plan::Planner;
+use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS};
 
 #[derive(Debug, Clone)]
 pub struct ImageOptions {

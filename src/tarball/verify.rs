@@ -18,8 +18,8 @@ use anyhow::Result;
 
 use super::header::Kind;
 use super::index::{display, Index, IndexEntry};
-use super::wslconf::{self, DISTRIBUTION_CONF_KEYS, WSL_CONF_KEYS};
 use crate::installer::handover::root_shell;
+use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS, WSL_CONF_KEYS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
