@@ -31,7 +31,7 @@ pub mod version;
 
 use std::ffi::OsString;
 use std::io::Read;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -127,16 +127,7 @@ fn state_dir_is_real() -> bool {
 
 use crate::session::distro_name;
 
-/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits and that signals
-/// exactly that process, never a later one with a reused PID.
-fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
-    // no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd).with_context(|| format!("opening pid {pid}"))? as i32;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+use crate::systemd::pidfd_open;
 
 /// `pidfd_send_signal(2)`.
 fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> Result<()> {

@@ -246,11 +246,13 @@ fn notify_socket() -> Result<OwnedFd> {
     Ok(sock)
 }
 
+/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits and that signals
+/// exactly that process, never a later one with a reused PID.
 pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
     // no memory of ours. The result is close-on-exec by definition.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd)? as i32;
+    let fd = Errno::result(fd).with_context(|| format!("opening pid {pid}"))? as i32;
     // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
