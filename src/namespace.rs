@@ -144,6 +144,8 @@ pub struct Joined {
     pub pid_ino: u64,
     /// systemd's PID outside the namespace.
     pub init_pid: i32,
+    /// The hint file named it (no scan of `/proc` was needed).
+    pub hinted: bool,
 }
 
 /// Opens the handle. `Ok(None)` when there is none or it is not a namespace file (a stale
@@ -182,7 +184,7 @@ pub fn open_handle() -> Result<Option<Handle>> {
 /// process of the namespace before it exits, so a session started there would be killed;
 /// this waits (until `deadline`) for it to finish instead, so the next systemd boots alone.
 pub fn join_if_alive(handle: &Handle, deadline: Instant) -> Result<Option<Joined>> {
-    let Some(init_pid) = find_init(handle.pid_ino) else {
+    let Some((init_pid, hinted)) = locate_init(handle.pid_ino) else {
         return Ok(None);
     };
     if is_shutting_down(init_pid) {
@@ -201,6 +203,7 @@ pub fn join_if_alive(handle: &Handle, deadline: Instant) -> Result<Option<Joined
     Ok(Some(Joined {
         pid_ino: handle.pid_ino,
         init_pid,
+        hinted,
     }))
 }
 
@@ -230,21 +233,35 @@ fn wait_for_exit(pid: i32, deadline: Instant) {
     }
 }
 
-/// The PID (in our namespace) of the live init of the PID namespace `pid_ino`.
+/// The PID (in our namespace) of the live init of the PID namespace `pid_ino`. Reads only:
+/// `nixos-wsl status` uses it too, and never changes a file.
 pub fn find_init(pid_ino: u64) -> Option<i32> {
+    locate_init(pid_ino).map(|(pid, _)| pid)
+}
+
+/// [`find_init`], and whether the hint named it (else a scan of `/proc` found it: the hint
+/// is missing or wrong, and [`remember_init`] repairs it).
+fn locate_init(pid_ino: u64) -> Option<(i32, bool)> {
     let hint = std::fs::read_to_string(INIT_PID_HINT)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
     if let Some(pid) = hint.filter(|&pid| is_live_init(pid, pid_ino)) {
-        return Some(pid);
+        return Some((pid, true));
     }
     // The hint is missing or wrong (damaged state): look at every process once.
     let found = std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .find(|&pid| is_live_init(pid, pid_ino))?;
-    let _ = write_hint(found);
-    Some(found)
+    Some((found, false))
+}
+
+/// After a launch joined: rewrites the hint when a scan had to find systemd, so the next
+/// launch does not scan again. Best effort (a read-only `/run` only costs the scan).
+pub fn remember_init(joined: &Joined) {
+    if !joined.hinted {
+        let _ = write_hint(joined.init_pid);
+    }
 }
 
 /// Process `pid` lives in PID namespace `pid_ino`, is PID 1 there, and is not a zombie.

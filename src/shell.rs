@@ -170,6 +170,7 @@ pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLo
 
     if let Some(handle) = namespace::open_handle()? {
         if let Some(joined) = namespace::join_if_alive(&handle, deadline)? {
+            namespace::remember_init(&joined);
             if namespace::readiness(joined.pid_ino) == Readiness::Unknown {
                 // Its starter was killed or gave up before recording anything: ask systemd.
                 let ready = systemd::wait_with_systemctl(&config.systemd, deadline);

@@ -72,6 +72,7 @@ fn main() {
         ("recovery::systemd_off", recovery_systemd_off),
         ("recovery::user_root", recovery_user_root),
         ("cli::status_exec_stop_logs", cli_end_to_end),
+        ("cli::status_changes_no_file", cli_status_changes_no_file),
         ("cli::inside_the_namespace", cli_inside),
         (
             "cli::stop_kills_a_systemd_that_will_not_power_off",
@@ -1148,6 +1149,23 @@ fn cli_usage() -> Result<()> {
             "--help lacks {cmd}: {text}"
         );
     }
+    Ok(())
+}
+
+/// `nixos-wsl status` is documented as never changing a file: with the init PID hint gone,
+/// it finds systemd by scanning and leaves the hint alone; the next launch repairs it.
+fn cli_status_changes_no_file() -> Result<()> {
+    let d = Distro::start(opts("cli-status-ro"))?;
+    d.run(&Launch::command("true"))?.ok()?;
+    let hint = "/run/nixos-wsl/ns/init-pid";
+    d.root_sh(&format!("rm {hint}"))?.ok()?;
+    let s = cli(&d, &["status"])?;
+    ensure!(s.code == 0, "status without the hint: {s}");
+    let after = d.root_sh(&format!("test -e {hint} && echo written || echo untouched"))?;
+    ensure!(after.out() == "untouched\n", "status wrote {hint}: {after}");
+    d.run(&Launch::command("true"))?.ok()?;
+    let after = d.root_sh(&format!("test -e {hint} && echo repaired"))?;
+    ensure!(after.out() == "repaired\n", "the next launch: {after}");
     Ok(())
 }
 
