@@ -31,21 +31,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::paths::CONFIG_FILE;
+use crate::paths::{CONFIG_FILE, INIT_LOG, NO_SYSTEMD_MARKER};
+use crate::pid1::COMM;
 use crate::{activation, namespace};
-
-/// Our own log of this boot (the activation's output is in `activation.log` beside it).
-pub const INIT_LOG: &str = "/run/nixos-wsl/init.log";
-
-/// Written just before PID 1 falls back to the minimal init ([`reaper`]): this boot has no
-/// systemd. PID 1 is also called [`COMM`] while the activation runs, so only this file tells
-/// "systemd could not be started" from "systemd is about to be started".
-pub const NO_SYSTEMD_MARKER: &str = "/run/nixos-wsl/no-systemd";
-
-/// The name PID 1 carries (`/proc/1/comm`) while this program runs, until systemd replaces
-/// it. WSL execs us as `/sbin/init`, which would show as `init`; a distinct name lets every
-/// user (who may not read `/proc/1/exe`) tell "activation still running" from another init.
-pub const COMM: &str = "nixos-wsl-init";
 
 /// Runs `/sbin/init`; never returns.
 pub fn main(argv: Vec<OsString>) -> ! {
@@ -56,7 +44,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
         let config = Config::load(Path::new(CONFIG_FILE));
         let e = exec::exec_as_telinit(&config.systemd, &argv);
         log::error!("cannot execute {}: {e}", config.systemd.display());
-        std::process::exit(crate::shell::EXIT_NO_SHELL)
+        std::process::exit(crate::session::EXIT_NO_SHELL)
     }
     set_comm();
     logger::install();
@@ -135,17 +123,4 @@ fn set_comm() {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the
     // pointer, which stays valid for the call.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-}
-
-/// True when PID 1 of our PID namespace is this program: WSL's systemd mode while the
-/// activation runs (or, if systemd could not be exec'd, for the whole boot). Readable by
-/// every user. The login shell treats this like "inside systemd": it waits for the
-/// activation and never starts a systemd of its own.
-pub fn pid1_is_nixos_wsl_init() -> bool {
-    std::fs::read("/proc/1/comm").is_ok_and(|comm| comm.trim_ascii_end() == COMM.as_bytes())
-}
-
-/// True when PID 1 is this program for the whole boot: systemd could not be exec'd.
-pub fn systemd_failed_this_boot() -> bool {
-    pid1_is_nixos_wsl_init() && Path::new(NO_SYSTEMD_MARKER).exists()
 }

@@ -18,6 +18,7 @@ pub mod installer;
 pub mod logging;
 pub mod namespace;
 pub mod paths;
+pub mod pid1;
 pub mod session;
 pub mod shell;
 pub mod state;

@@ -22,6 +22,15 @@ pub const PID_HANDLE: &str = "/run/nixos-wsl/ns/pid";
 /// [`PID_HANDLE`] (so PID reuse cannot fool it); a scan of `/proc` replaces it when it is wrong.
 pub const INIT_PID_HINT: &str = "/run/nixos-wsl/ns/init-pid";
 
+/// nixos-wsl-init's own log of this boot (the activation's output is in `activation.log`
+/// beside it).
+pub const INIT_LOG: &str = "/run/nixos-wsl/init.log";
+
+/// Written just before PID 1 falls back to the minimal init (`init::reaper`): this boot has no
+/// systemd. PID 1 is also called [`crate::pid1::COMM`] while the activation runs, so only this file tells
+/// "systemd could not be started" from "systemd is about to be started".
+pub const NO_SYSTEMD_MARKER: &str = "/run/nixos-wsl/no-systemd";
+
 /// Written once systemd reported ready (or the wait gave up): `<state> <pid-ns inode>`.
 pub const READY_FILE: &str = "/run/nixos-wsl/ready";
 

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use nix::unistd::{Gid, Group, Uid, User};
 
+/// Exit code when not even a fallback shell could be exec'd (as shells use for "not found").
+pub const EXIT_NO_SHELL: i32 = 127;
+
 /// How WSL (or sudo, su, ssh, an editor) invoked us, as far as the shell we exec cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {

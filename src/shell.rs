@@ -27,9 +27,6 @@ use crate::session::{self, Account, Invocation, Plan};
 use crate::supervise::{self, Supervisor};
 use crate::{activation, generation, systemd};
 
-/// Exit code when not even a fallback shell could be exec'd (as shells use for "not found").
-pub const EXIT_NO_SHELL: i32 = 127;
-
 /// Recovery switches, read from the environment WSL passes (Windows users set them through
 /// `WSLENV`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,7 +68,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
 
     // PID 1 is nixos-wsl-init while WSL's systemd mode activates the system: wait like
     // inside, never start a systemd of our own.
-    let inside = namespace::inside_systemd() || crate::init::pid1_is_nixos_wsl_init();
+    let inside = namespace::inside_systemd() || crate::pid1::is_nixos_wsl_init();
     if inside && !activation::wait_for_current_system(Instant::now() + config.timeout) {
         log::warn!(
             "the NixOS activation has not finished after {} s; continuing (see {ACTIVATION_LOG})",
@@ -83,12 +80,12 @@ pub fn main(argv: Vec<OsString>) -> ! {
             "the NixOS activation of this boot failed (see {ACTIVATION_LOG}){}",
             rollback_hint()
         );
-    } else if inside && crate::init::systemd_failed_this_boot() {
+    } else if inside && crate::pid1::systemd_failed_this_boot() {
         // It is done, and PID 1 fell back to the minimal init: systemd could not be started.
         // (Right after the activation PID 1 is still us for a moment, about to exec systemd.)
         log::error!(
             "systemd is not running this boot (see {}){}",
-            crate::init::INIT_LOG,
+            crate::paths::INIT_LOG,
             rollback_hint()
         );
     }
@@ -237,7 +234,7 @@ pub fn enter(lock: StateLock, plan: Plan) -> ! {
             let e = session::exec(&plan);
             log::error!("{e:#}");
             // SAFETY: leave the child without running the parent's exit-time code.
-            unsafe { libc::_exit(EXIT_NO_SHELL) }
+            unsafe { libc::_exit(session::EXIT_NO_SHELL) }
         }
         Ok(ForkResult::Parent { child }) => {
             drop(lock);
@@ -367,7 +364,7 @@ pub fn rollback_hint() -> String {
 
 fn fail_without_shell(e: anyhow::Error) -> ! {
     log::error!("no shell could be started: {e:#}");
-    std::process::exit(EXIT_NO_SHELL)
+    std::process::exit(session::EXIT_NO_SHELL)
 }
 
 #[cfg(test)]

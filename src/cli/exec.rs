@@ -118,7 +118,7 @@ fn run(args: Args) -> i32 {
         // Already in systemd's PID namespace (ours, or WSL's own systemd): just run it.
         let e = session::exec(&plan_for(&config, account));
         eprintln!("nixos-wsl exec: {e:#}");
-        return crate::shell::EXIT_NO_SHELL;
+        return crate::session::EXIT_NO_SHELL;
     }
     match shell::bring_up(&mut config, None) {
         Ok(lock) => shell::enter(lock, plan_for(&config, account)),

@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
 use super::UsageError;
-use crate::init::INIT_LOG;
+use crate::paths::INIT_LOG;
 use crate::paths::{ACTIVATION_LOG, SYSTEMD_LOG};
 
 pub const USAGE: &str = "\

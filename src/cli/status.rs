@@ -172,10 +172,10 @@ pub fn inspect_with(timeout: Duration) -> (Status, bool) {
             crate::generation::current(Path::new(crate::generation::PROFILES)),
         ),
     };
-    if exists(crate::init::INIT_LOG) {
+    if exists(crate::paths::INIT_LOG) {
         status
             .logs
-            .push(("init", crate::init::INIT_LOG.into(), true));
+            .push(("init", crate::paths::INIT_LOG.into(), true));
     }
     let systemctl = crate::systemd::systemctl_for(&Config::load(Path::new(CONFIG_FILE)).systemd);
     match super::place() {

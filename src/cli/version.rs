@@ -44,7 +44,7 @@ fn facts() -> Vec<(&'static str, Option<String>)> {
     let mode = match super::place() {
         super::Place::WslSystemd => "wsl-systemd",
         super::Place::InsideOurs => "namespace",
-        super::Place::Outside if crate::init::pid1_is_nixos_wsl_init() => "wsl-systemd",
+        super::Place::Outside if crate::pid1::is_nixos_wsl_init() => "wsl-systemd",
         super::Place::Outside => "namespace",
     };
     vec![
