@@ -55,9 +55,12 @@ pub fn module_units() -> anyhow::Result<std::collections::BTreeMap<String, Strin
         Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
         _ => crate_dir.join("../shared/nixpkgs-lib/lib"),
     };
-    let lib = lib
-        .canonicalize()
-        .with_context(|| format!("the nixpkgs lib is not at {}", lib.display()))?;
+    let lib = lib.canonicalize().with_context(|| {
+        format!(
+            "the nixpkgs lib is not at {} (set NIXOS_WSL_NIXPKGS_LIB_SOURCE)",
+            lib.display()
+        )
+    })?;
     let eval = Command::new("nix-instantiate")
         .args(["--readonly-mode", "--eval", "--strict", "--json"])
         .arg(crate_dir.join("nix/tests/sim-units.nix"))
