@@ -184,10 +184,15 @@ pub fn open_handle() -> Result<Option<Handle>> {
 /// process of the namespace before it exits, so a session started there would be killed;
 /// this waits (until `deadline`) for it to finish instead, so the next systemd boots alone.
 pub fn join_if_alive(handle: &Handle, deadline: Instant) -> Result<Option<Joined>> {
-    let Some((init_pid, hinted)) = locate_init(handle.pid_ino) else {
+    let Some(Found {
+        pid: init_pid,
+        hinted,
+        shutting_down,
+    }) = locate_init(handle.pid_ino)
+    else {
         return Ok(None);
     };
-    if is_shutting_down(init_pid) {
+    if shutting_down {
         log::info!("the systemd of this boot is shutting down; waiting for it to finish");
         wait_for_exit(init_pid, deadline);
         return Ok(None);
@@ -205,13 +210,6 @@ pub fn join_if_alive(handle: &Handle, deadline: Instant) -> Result<Option<Joined
         init_pid,
         hinted,
     }))
-}
-
-/// systemd's PID 1 execs systemd-shutdown for poweroff, reboot and halt (`comm` holds 15
-/// bytes of the name).
-fn is_shutting_down(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end() == "systemd-shutdow")
 }
 
 /// Waits until process `pid` has exited, at most until `deadline`; says so on stderr once
@@ -236,24 +234,40 @@ fn wait_for_exit(pid: i32, deadline: Instant) {
 /// The PID (in our namespace) of the live init of the PID namespace `pid_ino`. Reads only:
 /// `nixos-wsl status` uses it too, and never changes a file.
 pub fn find_init(pid_ino: u64) -> Option<i32> {
-    locate_init(pid_ino).map(|(pid, _)| pid)
+    locate_init(pid_ino).map(|found| found.pid)
 }
 
-/// [`find_init`], and whether the hint named it (else a scan of `/proc` found it: the hint
-/// is missing or wrong, and [`remember_init`] repairs it).
-fn locate_init(pid_ino: u64) -> Option<(i32, bool)> {
+/// A live init, as [`locate_init`] found it.
+struct Found {
+    pid: i32,
+    /// The hint named it (else a scan of `/proc` found it: the hint is missing or wrong, and
+    /// [`remember_init`] repairs it).
+    hinted: bool,
+    /// It is systemd-shutdown: systemd's PID 1 execs it for poweroff, reboot and halt.
+    shutting_down: bool,
+}
+
+/// [`find_init`], with what the same read of its `/proc/<pid>/status` tells.
+fn locate_init(pid_ino: u64) -> Option<Found> {
     let hint = std::fs::read_to_string(INIT_PID_HINT)
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok());
-    if let Some(pid) = hint.filter(|&pid| is_live_init(pid, pid_ino)) {
-        return Some((pid, true));
+    let found = |pid: i32, hinted: bool| {
+        live_init_status(pid, pid_ino).map(|status| Found {
+            pid,
+            hinted,
+            // `Name` is the comm: 15 bytes of "systemd-shutdown".
+            shutting_down: status_field(&status, "Name:") == "systemd-shutdow",
+        })
+    };
+    if let Some(init) = hint.and_then(|pid| found(pid, true)) {
+        return Some(init);
     }
     // The hint is missing or wrong (damaged state): look at every process once.
-    let found = std::fs::read_dir("/proc")
+    std::fs::read_dir("/proc")
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .find(|&pid| is_live_init(pid, pid_ino))?;
-    Some((found, false))
+        .find_map(|pid| found(pid, false))
 }
 
 /// After a launch joined: rewrites the hint when a scan had to find systemd, so the next
@@ -264,27 +278,33 @@ pub fn remember_init(joined: &Joined) {
     }
 }
 
-/// Process `pid` lives in PID namespace `pid_ino`, is PID 1 there, and is not a zombie.
-fn is_live_init(pid: i32, pid_ino: u64) -> bool {
+/// The `/proc/<pid>/status` of process `pid` if it lives in PID namespace `pid_ino`, is PID 1
+/// there, and is not a zombie.
+fn live_init_status(pid: i32, pid_ino: u64) -> Option<String> {
     if pid <= 0 {
-        return false;
+        return None;
     }
     let in_ns = std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok_and(|m| m.ino() == pid_ino);
-    in_ns
-        && std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .is_ok_and(|status| status_says_live_init(&status))
+    if !in_ns {
+        return None;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .filter(|status| status_says_live_init(status))
+}
+
+/// A field of `/proc/<pid>/status`, trimmed; empty when absent.
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(str::trim))
+        .unwrap_or("")
 }
 
 /// From `/proc/<pid>/status`: the innermost `NSpid` is 1 and the state is not zombie/dead.
 pub fn status_says_live_init(status: &str) -> bool {
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name).map(str::trim))
-            .unwrap_or("")
-    };
-    let innermost_is_1 = field("NSpid:").split_whitespace().last() == Some("1");
-    let state = field("State:").chars().next();
+    let innermost_is_1 = status_field(status, "NSpid:").split_whitespace().last() == Some("1");
+    let state = status_field(status, "State:").chars().next();
     innermost_is_1 && !matches!(state, Some('Z' | 'X' | 'x') | None)
 }
 
