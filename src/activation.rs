@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 
 use crate::paths::{ACTIVATED_FILE, ACTIVATION_LOG, CURRENT_SYSTEM};
+use crate::sys::deadline::Deadline;
 
 /// True when this boot still needs the activation: nothing created `/run/current-system` and
 /// no launch of this boot ran it yet (a failed activation is not retried on every launch).
@@ -36,7 +37,7 @@ pub fn run_once(activate: &Path) -> Result<()> {
     protect_store();
     let result = run(activate);
     // Recorded whatever the outcome: one attempt per boot.
-    let _ = crate::state::write_atomic(Path::new(ACTIVATED_FILE), b"");
+    let _ = crate::sys::state::write_atomic(Path::new(ACTIVATED_FILE), b"");
     link_booted_system();
     result
 }
@@ -45,7 +46,7 @@ fn run(activate: &Path) -> Result<()> {
     if !activate.exists() {
         bail!("activation script {} not found", activate.display());
     }
-    let log = crate::state::open_log(Path::new(ACTIVATION_LOG))?;
+    let log = crate::sys::state::open_log(Path::new(ACTIVATION_LOG))?;
     let mut command = Command::new(activate);
     command
         .env_clear()
@@ -65,7 +66,7 @@ fn run(activate: &Path) -> Result<()> {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            crate::supervise::reset_signals_for_exec();
+            crate::sys::signals::reset_for_exec();
             Ok(())
         });
     }
@@ -84,7 +85,6 @@ fn run(activate: &Path) -> Result<()> {
 /// with inotify rather than polling. True when it exists.
 pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    use std::os::fd::AsFd;
     // The activation also counts as finished when it failed without creating the link
     // (nixos-wsl-init records every attempt): waiting longer cannot help then.
     let exists = || {
@@ -103,31 +103,14 @@ pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
     }
     // Best effort: the directory exists once nixos-wsl-init started the activation.
     let _ = inotify.add_watch(crate::paths::STATE_DIR, watch);
-    let started = std::time::Instant::now();
-    let mut told = false;
+    let mut deadline = Deadline::at(deadline)
+        .telling(|| eprintln!("nixos-wsl: waiting for the NixOS activation to finish..."));
     // Checked again after the watch exists, so a creation in between is not missed.
     while !exists() {
-        let left = crate::namespace::remaining(deadline);
-        if left.is_zero() {
+        if deadline.passed() {
             return false;
         }
-        let slice = if told {
-            left
-        } else {
-            left.min(std::time::Duration::from_secs(1))
-        };
-        let ms = i32::try_from(slice.as_millis().max(1)).unwrap_or(i32::MAX);
-        let mut fds = [nix::poll::PollFd::new(
-            inotify.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let timeout = nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::MAX);
-        if let Ok(0) = nix::poll::poll(&mut fds, timeout) {
-            if !told && started.elapsed() >= std::time::Duration::from_secs(1) {
-                told = true;
-                eprintln!("nixos-wsl: waiting for the NixOS activation to finish...");
-            }
-        }
+        deadline.readable(&inotify);
         let _ = inotify.read_events();
     }
     true
@@ -137,7 +120,7 @@ pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
 /// onto itself, made once per boot before the activation. Skipped where there is no store.
 fn protect_store() {
     let store = Path::new("/nix/store");
-    if !store.is_dir() || is_mountpoint(store) {
+    if !store.is_dir() || crate::sys::fs::is_mountpoint(store) {
         return;
     }
     let bind = mount(
@@ -150,19 +133,6 @@ fn protect_store() {
     let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
     if let Err(e) = bind.and_then(|()| mount(None::<&str>, store, None::<&str>, ro, None::<&str>)) {
         log::warn!("cannot make /nix/store read-only: {e}");
-    }
-}
-
-/// A directory on a different device than its parent is a mount point (enough for the
-/// bind and tmpfs mounts asked about here).
-pub fn is_mountpoint(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (
-        std::fs::metadata(path),
-        path.parent().map(std::fs::metadata),
-    ) {
-        (Ok(me), Some(Ok(parent))) => me.dev() != parent.dev(),
-        _ => false,
     }
 }
 

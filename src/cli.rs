@@ -23,27 +23,23 @@ pub mod doctor;
 pub mod exec;
 pub mod generations;
 pub mod logs;
-pub mod procfs;
 pub mod render;
 pub mod status;
 pub mod stop;
 pub mod version;
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::unistd::Pid;
 
-use crate::paths::{NOTIFY_SOCKET, READY_FILE, STATE_DIR};
+use crate::paths::{NOTIFY_SOCKET, STATE_DIR};
+use crate::session::distro_name;
+use crate::sys::deadline::Deadline;
 
 /// A command-line mistake: printed with the usage on stderr, exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,14 +102,12 @@ pub fn place() -> Place {
         return Place::Outside;
     }
     let own = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
-    let recorded = std::fs::read_to_string(READY_FILE)
-        .ok()
-        .and_then(|t| procfs::readiness_ino(&t));
+    let recorded = crate::namespace::readiness::recorded_namespace();
     if own.is_some() && own == recorded {
         return Place::InsideOurs;
     }
     let environ = std::fs::read("/proc/1/environ").unwrap_or_default();
-    if procfs::environ_has(&environ, "NOTIFY_SOCKET", NOTIFY_SOCKET.as_bytes()) {
+    if crate::namespace::proc::environ_has(&environ, "NOTIFY_SOCKET", NOTIFY_SOCKET.as_bytes()) {
         return Place::InsideOurs;
     }
     Place::WslSystemd
@@ -125,66 +119,20 @@ fn state_dir_is_real() -> bool {
     std::fs::symlink_metadata(STATE_DIR).is_ok_and(|m| m.file_type().is_dir())
 }
 
-use crate::session::distro_name;
-
-use crate::systemd::pidfd_open;
-
-/// `pidfd_send_signal(2)`.
-fn pidfd_signal(pidfd: &OwnedFd, signal: i32) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the null siginfo makes the kernel fill in a plain kill()-style one; no memory of
-    // ours is read or written.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    Errno::result(r).map(drop).context("sending a signal")
-}
-
-/// Waits until the process behind `pidfd` exits, at most `timeout`. True when it exited.
-fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = crate::namespace::remaining(deadline);
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => return false,
-            Ok(_) => return true,
-            Err(Errno::EINTR) if !left.is_zero() => continue,
-            Err(_) => return false,
-        }
-    }
-}
-
 /// Runs `program args...` with a clean environment and no stdin, returning its exit code
 /// and stdout; killed after `timeout` (a hung systemd must not hang `status`).
 fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<(i32, String)> {
-    let mut child = Command::new(program)
-        .args(args)
-        .env_clear()
-        .env("PATH", "/run/current-system/sw/bin:/usr/bin:/bin")
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_PAGER", "")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", program.display()))?;
-    let exited = pidfd_open(Pid::from_raw(child.id() as i32))
-        .map(|fd| wait_exit(&fd, timeout))
-        .unwrap_or(true);
-    if !exited {
-        let _ = child.kill();
-        let _ = child.wait();
+    let done = crate::sys::child::run_bounded(
+        Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/run/current-system/sw/bin:/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .env("SYSTEMD_PAGER", ""),
+        Deadline::after(timeout),
+    )
+    .with_context(|| format!("running {}", program.display()))?;
+    if done.timed_out {
         bail!(
             "{} {} did not answer within {} s",
             program.display(),
@@ -192,20 +140,13 @@ fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<(i32,
             timeout.as_secs()
         );
     }
-    let mut out = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_end(&mut out);
-    }
-    let status = child.wait()?;
-    Ok((
-        status.code().unwrap_or(1),
-        String::from_utf8_lossy(&out).into_owned(),
-    ))
+    Ok((done.code.unwrap_or(1), done.stdout))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -290,10 +290,32 @@ impl Boot {
     }
 }
 
+/// A cold start's activation, the same for the login shell and `nixos-wsl-init`: picks the
+/// generation ([`prepare`]), runs its activation once, re-reads `config` if the activation
+/// linked a different file (a newer generation's), and records the boot. The activation's
+/// failure is returned for the caller to report: the boot goes on either way.
+pub(crate) fn activate_boot(config: &mut Config, env: Option<&str>) -> anyhow::Result<()> {
+    let before = fs::read(crate::paths::CONFIG_FILE).ok();
+    let boot = prepare(config, env);
+    let result = match config.activate.clone() {
+        Some(activate) => {
+            log::info!("running the NixOS activation ({})", activate.display());
+            crate::activation::run_once(&activate)
+        }
+        None => Ok(()),
+    };
+    // Its warnings, if any, were already shown for an unchanged file.
+    if fs::read(crate::paths::CONFIG_FILE).ok() != before {
+        *config = Config::load(Path::new(crate::paths::CONFIG_FILE));
+    }
+    boot.finish(config);
+    result
+}
+
 /// Records the generation this boot runs.
 pub fn record_booted(number: u32, toplevel: &Path) {
     let line = format!("{number} {}\n", toplevel.display());
-    if let Err(e) = crate::state::write_atomic(Path::new(BOOTED_FILE), line.as_bytes()) {
+    if let Err(e) = crate::sys::state::write_atomic(Path::new(BOOTED_FILE), line.as_bytes()) {
         log::warn!("cannot record the booted generation: {e:#}");
     }
 }

@@ -87,10 +87,10 @@ pub fn main(argv: Vec<OsString>) -> ! {
 /// a system that booted with a broken activation can still be repaired from a shell. The
 /// configuration is re-read if the activation changed it (a newer generation's systemd).
 fn activate(config: &mut Config) {
-    let Some(activate) = config.activate.clone() else {
+    if config.activate.is_none() {
         log::info!("activation disabled (`activate =` in {CONFIG_FILE})");
         return;
-    };
+    }
     if !activation::needed() {
         log::info!("this boot is already activated");
         return;
@@ -101,20 +101,12 @@ fn activate(config: &mut Config) {
     let lock = namespace::StateLock::acquire(Instant::now() + Duration::from_secs(10))
         .map_err(|e| log::warn!("{e:#}; activating without the lock"))
         .ok();
-    let before = std::fs::read(CONFIG_FILE).ok();
     // The generation to boot: the one `nixos-wsl boot` chose (consumed now), or the current.
-    let boot = crate::generation::prepare(config, None);
-    let activate = config.activate.clone().unwrap_or(activate);
-    log::info!("running the NixOS activation ({})", activate.display());
-    match activation::run_once(&activate) {
+    match crate::generation::activate_boot(config, None) {
         Ok(()) => log::info!("activation finished in {:.2?}", started.elapsed()),
         Err(e) => log::error!("{e:#}; starting systemd anyway"),
     }
     drop(lock);
-    if std::fs::read(CONFIG_FILE).ok() != before {
-        *config = Config::load(Path::new(CONFIG_FILE));
-    }
-    boot.finish(config);
 }
 
 /// Names this process [`COMM`] (see there).

@@ -313,7 +313,7 @@ pub fn exec(plan: &Plan) -> anyhow::Error {
             );
         }
     }
-    crate::supervise::reset_signals_for_exec();
+    crate::sys::signals::reset_for_exec();
     if let Some(command) = &plan.command {
         let Some(program) = command
             .first()

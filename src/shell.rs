@@ -3,8 +3,8 @@
 //! 1. [`config`](crate::config): read `/etc/nixos-wsl.conf`.
 //! 2. Already inside a systemd namespace (or not root)? Exec the real shell, nothing else.
 //! 3. Under the [`namespace::StateLock`]: [`activation`](crate::activation) once per boot,
-//!    then find a live systemd namespace through its handles or [`systemd::start`] one and
-//!    wait for `READY=1`.
+//!    then survey the systemd namespace through its handles, and (as [`launch`] decides)
+//!    join it, or [`systemd::spawn`] one and wait for `READY=1`.
 //! 4. Join it, fork, and in the child become the user and exec their shell
 //!    ([`session`](crate::session)); the parent [`supervise`](crate::supervise)s and exits
 //!    like the shell.
@@ -21,7 +21,8 @@ use nix::unistd::{fork, ForkResult, Uid};
 
 use crate::config::Config;
 use crate::environment::{self, Env};
-use crate::namespace::{self, Readiness, StateLock};
+use crate::launch::{self, Namespace, Route};
+use crate::namespace::{self, proc, Readiness, StateLock};
 use crate::paths::{ACTIVATION_LOG, CONFIG_FILE, SET_ENVIRONMENT, SYSTEMD_LOG};
 use crate::session::{self, Account, Invocation, Plan};
 use crate::supervise::{self, Supervisor};
@@ -89,7 +90,8 @@ pub fn main(argv: Vec<OsString>) -> ! {
             rollback_hint()
         );
     }
-    if inside || !Uid::effective().is_root() {
+    let route = launch::route(inside, Uid::effective().is_root(), overrides.systemd_off);
+    if route == Route::Plain {
         // `sudo -i` / `su -` / ssh inside our namespace, WSL's own systemd mode, or a user
         // calling us directly: behave as a plain shell for whoever we already are.
         let account =
@@ -107,7 +109,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
         Account::by_uid(Uid::from_raw(0)).unwrap_or_else(|_| Account::wsl_fallback_root())
     });
 
-    if overrides.systemd_off {
+    if route == Route::WithoutSystemd {
         log::info!("NIXOS_WSL_SYSTEMD=off: not starting systemd");
         let plan = session_plan(&config, account, invocation, &inherited, cwd.as_deref());
         fail_without_shell(session::exec(&plan))
@@ -142,19 +144,9 @@ pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLo
     // Only a boot's first launch activates (and picks the generation); the others skip the
     // config comparison too.
     if config.activate.is_some() && activation::needed() {
-        let boot = generation::prepare(config, generation);
-        let before = std::fs::read(CONFIG_FILE).ok();
-        if let Some(activate) = config.activate.clone() {
-            if let Err(e) = activation::run_once(&activate) {
-                log::error!("{e:#}; starting systemd anyway{}", rollback_hint());
-            }
+        if let Err(e) = generation::activate_boot(config, generation) {
+            log::error!("{e:#}; starting systemd anyway{}", rollback_hint());
         }
-        // The activation may have linked a newer generation's file (and its warnings, if any,
-        // were already shown for an unchanged one).
-        if std::fs::read(CONFIG_FILE).ok() != before {
-            *config = Config::load(Path::new(CONFIG_FILE));
-        }
-        boot.finish(config);
     } else if let Some(asked) = generation.filter(|g| !g.is_empty()) {
         let running = generation::booted()
             .map_or("its generation".into(), |(n, _)| format!("generation {n}"));
@@ -165,55 +157,75 @@ pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLo
         );
     }
 
-    if let Some(handle) = namespace::open_handle()? {
-        if let Some(joined) = namespace::join_if_alive(&handle, deadline)? {
-            namespace::remember_init(&joined);
-            if namespace::readiness(joined.pid_ino) == Readiness::Unknown {
-                // Its starter was killed or gave up before recording anything: ask systemd.
-                let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
-                let state = if ready {
-                    Readiness::Ready
-                } else {
-                    Readiness::GaveUp
-                };
-                if !ready {
-                    log::warn!(
-                        "systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})"
-                    );
+    // Survey (reads only), then act on the plan.
+    let handle = namespace::open_handle()?;
+    let init = handle.as_ref().and_then(|h| proc::locate_init(h.pid_ino));
+    let seen = match (&handle, &init) {
+        (None, _) => Namespace::NoHandle,
+        (Some(_), None) => Namespace::Dead,
+        (Some(_), Some(init)) if init.shutting_down => Namespace::ShuttingDown,
+        (Some(_), Some(_)) => Namespace::Alive,
+    };
+    let readiness = handle
+        .as_ref()
+        .map_or(Readiness::Unknown, |h| namespace::readiness(h.pid_ino));
+    match (launch::plan(seen, readiness), &handle, &init) {
+        (launch::Plan::Join { ask_systemd }, Some(handle), Some(init)) => {
+            // `None`: it died just now; start a new one.
+            if let Some(joined) = proc::join(handle, init)? {
+                namespace::remember_init(&joined);
+                if ask_systemd {
+                    // Its starter was killed or gave up before recording anything.
+                    let ready = systemd::wait_with_systemctl(&config.systemd, deadline);
+                    if !ready {
+                        log::warn!(
+                            "systemd is not reporting a finished boot; continuing (log: {SYSTEMD_LOG})"
+                        );
+                    }
+                    namespace::record_readiness(launch::asked(ready), joined.pid_ino)?;
                 }
-                namespace::record_readiness(state, joined.pid_ino)?;
+                return Ok(lock);
             }
-            return Ok(lock);
         }
+        (launch::Plan::AwaitShutdownThenStart, _, Some(init)) => {
+            proc::wait_for_shutdown(init, deadline)
+        }
+        _ => {}
+    }
+    if handle.is_some() {
         log::info!("the systemd namespace of this boot is gone; starting a new one");
     }
+    start_systemd(config, deadline)?;
+    Ok(lock)
+}
 
+/// Starts a new systemd namespace, names it by its handle before systemd runs, waits for
+/// `READY=1` and joins it.
+fn start_systemd(config: &Config, deadline: Instant) -> Result<()> {
     namespace::clear_handle()?;
     namespace::prepare_handle_dir()?;
-    let started = systemd::start(&config.systemd)?;
-    let outcome = started.wait(deadline);
+    let pending = systemd::spawn(&config.systemd)?;
+    // Named before systemd runs: a launch killed from here on leaves a systemd the next
+    // launch finds, never an orphan. (An error drops `pending`: its init exits.)
+    namespace::bind_handle(pending.pid)?;
+    let outcome = pending.release()?.wait(deadline);
     let handle = namespace::open_handle()?.context("the namespace handle vanished")?;
     let joined = match outcome {
         systemd::Outcome::Died => None,
-        _ => namespace::join_if_alive(&handle, deadline)?,
+        _ => namespace::join_if_alive(&handle)?,
     };
-    let Some(joined) = joined else {
+    let settled = launch::settle(&outcome, joined.is_some());
+    let (Ok(settled), Some(joined)) = (settled, joined) else {
         namespace::clear_handle()?;
-        anyhow::bail!("systemd exited while booting; see {SYSTEMD_LOG}");
+        anyhow::bail!("{}; see {SYSTEMD_LOG}", settled.err().unwrap_or_default());
     };
-    if outcome == systemd::Outcome::TimedOut {
+    if settled.warn_slow {
         log::warn!(
             "systemd did not finish booting within {} s; continuing anyway (log: {SYSTEMD_LOG})",
             config.timeout.as_secs()
         );
     }
-    let state = if outcome == systemd::Outcome::Ready {
-        Readiness::Ready
-    } else {
-        Readiness::GaveUp
-    };
-    namespace::record_readiness(state, joined.pid_ino)?;
-    Ok(lock)
+    namespace::record_readiness(settled.record, joined.pid_ino)
 }
 
 /// Step 4: fork the session into the joined namespace, release the lock, supervise, and end

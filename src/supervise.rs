@@ -17,9 +17,7 @@
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::sys::signal::{
-    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
-};
+use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -148,20 +146,6 @@ pub fn exit_like(exit: Exit) -> ! {
     }
 }
 
-/// Puts the signal state an exec'd program expects: every disposition default, empty mask.
-/// Called in forked children right before exec (systemd, the user's shell).
-pub fn reset_signals_for_exec() {
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
-            continue;
-        }
-        // SAFETY: installing the default disposition runs no code of ours.
-        let _ = unsafe { sigaction(sig, &dfl) };
-    }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +175,7 @@ mod tests {
         // SAFETY: only resets signal state between fork and exec.
         unsafe {
             command.pre_exec(|| {
-                reset_signals_for_exec();
+                crate::sys::signals::reset_for_exec();
                 Ok(())
             });
         }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! launcher ──fork──> creator ──unshare(PID|NS)──fork──> init (PID 1): mounts /proc, waits for "go"
-//!    │  binds /proc/<init>/ns/pid as the handle, then sends "go" ──────────> exec systemd
+//!    │  [`spawn`] returns it [`Pending`]; the caller binds /proc/<init>/ns/pid as the handle,
+//!    │  then [`Pending::release`] sends "go" ──────────────────────────────> exec systemd
 //!    └─ waits for READY=1 on $NOTIFY_SOCKET or for systemd's pidfd to close
 //! ```
 //!
@@ -16,28 +17,36 @@
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::socket::{bind, recv, socket, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::paths::{NOTIFY_SOCKET, SYSTEMD_LOG};
-use crate::supervise;
+use crate::sys::deadline::Deadline;
 
 /// The environment systemd starts with: WSL's own systemd mode passes exactly the `container*`
 /// variables. `container=wsl` makes systemd behave as a container init: without it,
 /// `poweroff` inside remounts the shared root filesystem read-only.
 const SYSTEMD_ENV: &[&str] = &["container=wsl", "container_host_id=windows"];
+
+/// PID 1 of a new namespace, waiting for the go-ahead to exec systemd. Dropping it without
+/// [`Pending::release`] closes the go pipe: the init exits and no systemd ever runs.
+pub struct Pending {
+    /// The init's PID in the launcher's PID namespace.
+    pub pid: Pid,
+    go: OwnedFd,
+    notify: OwnedFd,
+}
 
 /// A systemd that was started and has not yet been seen ready.
 pub struct Started {
@@ -60,11 +69,12 @@ pub enum Outcome {
     TimedOut,
 }
 
-/// Starts `systemd` in a new PID + mount namespace and binds the namespace handle.
-/// Must be called with the state lock held and the handle directory prepared.
-pub fn start(systemd: &Path) -> Result<Started> {
+/// Creates a new PID + mount namespace whose PID 1 will exec `systemd` once released. Must be
+/// called with the state lock held; the caller names the namespace (binds its handle) before
+/// releasing it, so no systemd can run that no handle names.
+pub fn spawn(systemd: &Path) -> Result<Pending> {
     check_executable(systemd)?;
-    let log = crate::state::open_log(Path::new(SYSTEMD_LOG))?;
+    let log = crate::sys::state::open_log(Path::new(SYSTEMD_LOG))?;
     let notify = notify_socket()?;
     let systemd_c = CString::new(systemd.as_os_str().as_bytes()).context("systemd path")?;
     let env: Vec<CString> = SYSTEMD_ENV
@@ -100,15 +110,29 @@ pub fn start(systemd: &Path) -> Result<Started> {
             report.trim_start_matches('E').trim()
         ),
     };
-    // Dropping `go_write` on an error path closes the pipe: the init exits without systemd.
-    crate::namespace::bind_handle(pid)?;
-    let pidfd = pidfd_open(pid).with_context(|| {
-        format!("systemd's process (pid {pid}) exited early; see {SYSTEMD_LOG}")
-    })?;
-    std::fs::File::from(go_write)
-        .write_all(b"G")
-        .context("starting systemd")?;
-    Ok(Started { notify, pidfd, pid })
+    Ok(Pending {
+        pid,
+        go: go_write,
+        notify,
+    })
+}
+
+impl Pending {
+    /// Lets PID 1 exec systemd.
+    pub fn release(self) -> Result<Started> {
+        let pid = self.pid;
+        let pidfd = crate::sys::pidfd::open(pid).with_context(|| {
+            format!("systemd's process (pid {pid}) exited early; see {SYSTEMD_LOG}")
+        })?;
+        std::fs::File::from(self.go)
+            .write_all(b"G")
+            .context("starting systemd")?;
+        Ok(Started {
+            notify: self.notify,
+            pidfd,
+            pid,
+        })
+    }
 }
 
 /// The creator: unshares the namespaces, forks the init and reports its PID (or why not).
@@ -214,7 +238,7 @@ fn init_main(go: OwnedFd, log: &std::fs::File, systemd: &CString, env: &[CString
             return fail("setting up stdio", &e);
         }
     }
-    supervise::reset_signals_for_exec();
+    crate::sys::signals::reset_for_exec();
     let argv = [systemd.clone()];
     let e = match nix::unistd::execve(systemd, &argv, env) {
         Ok(never) => match never {},
@@ -232,7 +256,7 @@ fn check_executable(path: &Path) -> Result<()> {
 
 /// Binds our end of `$NOTIFY_SOCKET` (a datagram socket, as `sd_notify` expects).
 fn notify_socket() -> Result<OwnedFd> {
-    crate::state::expect_kind(Path::new(NOTIFY_SOCKET), crate::state::Kind::Socket)?;
+    crate::sys::state::expect_kind(Path::new(NOTIFY_SOCKET), crate::sys::state::Kind::Socket)?;
     let _ = std::fs::remove_file(NOTIFY_SOCKET);
     let sock = socket(
         AddressFamily::Unix,
@@ -246,51 +270,19 @@ fn notify_socket() -> Result<OwnedFd> {
     Ok(sock)
 }
 
-/// `pidfd_open(2)`: a descriptor that becomes readable when `pid` exits and that signals
-/// exactly that process, never a later one with a reused PID.
-pub(crate) fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; it touches
-    // no memory of ours. The result is close-on-exec by definition.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd).with_context(|| format!("opening pid {pid}"))? as i32;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 impl Started {
     /// Waits until systemd sends `READY=1`, exits, or `deadline` passes. Prints one progress
     /// line on stderr if the wait exceeds a second (never on stdout, never on the happy path).
     pub fn wait(&self, deadline: Instant) -> Outcome {
-        let started = Instant::now();
-        let mut told = false;
+        let mut deadline = Deadline::at(deadline)
+            .telling(|| eprintln!("nixos-wsl: waiting for systemd to finish booting..."));
         loop {
-            let left = crate::namespace::remaining(deadline);
-            if left.is_zero() {
-                return Outcome::TimedOut;
-            }
-            let slice = if told {
-                left
-            } else {
-                left.min(Duration::from_secs(1).saturating_sub(started.elapsed()))
-            };
             let mut fds = [
                 PollFd::new(self.notify.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             ];
-            let timeout =
-                PollTimeout::try_from(slice.as_millis().clamp(1, i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX);
-            match poll(&mut fds, timeout) {
-                Ok(0) => {
-                    if !told && started.elapsed() >= Duration::from_secs(1) {
-                        told = true;
-                        eprintln!("nixos-wsl: waiting for systemd to finish booting...");
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(_) => return Outcome::TimedOut,
+            if !deadline.poll(&mut fds) {
+                return Outcome::TimedOut;
             }
             let readable = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             if readable(&fds[0]) && self.drain_ready() {
@@ -338,7 +330,7 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
     loop {
         match systemctl_wait_once(&systemctl, deadline) {
             Some(ready) => return ready,
-            None if crate::namespace::remaining(deadline).is_zero() => return false,
+            None if Deadline::at(deadline).passed() => return false,
             None => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -348,33 +340,16 @@ pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
 /// finished (running or degraded), `Some(false)` on another definite answer or the deadline,
 /// `None` when systemd could not be asked yet.
 fn systemctl_wait_once(systemctl: &Path, deadline: Instant) -> Option<bool> {
-    let mut child = Command::new(systemctl)
-        .args(["is-system-running", "--wait"])
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let pidfd = pidfd_open(Pid::from_raw(child.id() as i32)).ok();
-    let left = crate::namespace::remaining(deadline)
-        .as_millis()
-        .min(i32::MAX as u128) as i32;
-    let exited = pidfd.is_some_and(|fd| {
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        matches!(poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
-    });
-    if !exited {
-        let _ = child.kill();
-    }
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_string(&mut out);
-    }
-    let _ = child.wait();
-    match out.trim() {
+    let done = crate::sys::child::run_bounded(
+        Command::new(systemctl)
+            .args(["is-system-running", "--wait"])
+            .env_clear(),
+        Deadline::at(deadline),
+    )
+    .ok()?;
+    match done.stdout.trim() {
         "running" | "degraded" => Some(true),
-        _ if !exited => Some(false),
+        _ if done.timed_out => Some(false),
         // Nothing, "offline" or "unknown": not connected to this systemd yet.
         "" | "offline" | "unknown" => None,
         _ => Some(false),

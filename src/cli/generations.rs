@@ -230,7 +230,7 @@ fn record(choice: BootChoice, profiles: &Path) -> Result<String, String> {
     g.check()?;
     let dir = Path::new(CHOICE_FILE).parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    crate::state::write_atomic(Path::new(CHOICE_FILE), format!("{number}\n").as_bytes())
+    crate::sys::state::write_atomic(Path::new(CHOICE_FILE), format!("{number}\n").as_bytes())
         .map_err(|e| format!("cannot write {CHOICE_FILE}: {e:#}"))?;
     Ok(format!(
         "the next start of the distribution boots generation {number}{}, once; restart it from Windows with: wsl -t {distro}",

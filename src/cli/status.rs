@@ -10,14 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::unistd::Uid;
 
-use super::procfs;
 use super::render;
 use super::{Place, UsageError};
 use crate::config::Config;
 use crate::namespace;
-use crate::paths::{
-    ACTIVATED_FILE, ACTIVATION_LOG, CONFIG_FILE, CURRENT_SYSTEM, READY_FILE, SYSTEMD_LOG,
-};
+use crate::namespace::proc as procfs;
+use crate::paths::{ACTIVATED_FILE, ACTIVATION_LOG, CONFIG_FILE, CURRENT_SYSTEM, SYSTEMD_LOG};
 
 pub const USAGE: &str = "\
 usage: nixos-wsl status [--json]
@@ -215,9 +213,7 @@ fn outside(status: &mut Status, systemctl: Option<&Path>, timeout: Duration) -> 
         return Ok(());
     };
     // Status never waits: a namespace that is shutting down counts as gone.
-    let Some(joined) = namespace::join_if_alive(&handle, std::time::Instant::now())
-        .context("joining the namespace")?
-    else {
+    let Some(joined) = namespace::join_if_alive(&handle).context("joining the namespace")? else {
         status.note = Some(
             "the systemd namespace of this boot is dead or shutting down; the next launch starts a new one".into(),
         );
@@ -257,10 +253,8 @@ fn describe(
         let out = out.trim();
         (!out.is_empty()).then(|| out.to_owned())
     };
-    let readiness = pid_ino.and_then(|ino| {
-        let record = std::fs::read_to_string(READY_FILE).ok()?;
-        procfs::readiness_state(&record, ino).map(str::to_owned)
-    });
+    let readiness =
+        pid_ino.and_then(|ino| crate::namespace::readiness(ino).word().map(str::to_owned));
     Systemd {
         pid_inside: Some(1),
         pid_outside,

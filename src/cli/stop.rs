@@ -14,6 +14,7 @@ use nix::unistd::{Pid, Uid};
 
 use super::{Place, UsageError};
 use crate::namespace::{self, StateLock};
+use crate::sys::deadline::Deadline;
 
 pub const USAGE: &str = "\
 usage: nixos-wsl stop [--timeout SECONDS]
@@ -119,7 +120,7 @@ fn stop(timeout: Duration) -> Result<String> {
         namespace::clear_handle()?;
         return Ok("systemd was not running (removed the handle of a dead namespace)".into());
     };
-    let pidfd = super::pidfd_open(Pid::from_raw(pid))?;
+    let pidfd = crate::sys::pidfd::open(Pid::from_raw(pid))?;
     // The pidfd pins this process; make sure it is still the namespace's init (not a
     // reused PID) before signalling it.
     let still = std::fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| m.ino());
@@ -129,9 +130,9 @@ fn stop(timeout: Duration) -> Result<String> {
     );
     drop(handle);
     let started = Instant::now();
-    super::pidfd_signal(&pidfd, POWEROFF_SIGNAL)
+    crate::sys::pidfd::signal(&pidfd, POWEROFF_SIGNAL)
         .with_context(|| format!("asking systemd (pid {pid}) to power off"))?;
-    let message = if super::wait_exit(&pidfd, timeout) {
+    let message = if crate::sys::pidfd::wait_exit(&pidfd, Deadline::after(timeout)) {
         format!(
             "systemd (pid {pid}) powered off in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -141,9 +142,9 @@ fn stop(timeout: Duration) -> Result<String> {
             "nixos-wsl stop: systemd (pid {pid}) did not power off within {} s; killing it",
             timeout.as_secs()
         );
-        super::pidfd_signal(&pidfd, libc::SIGKILL)
+        crate::sys::pidfd::signal(&pidfd, libc::SIGKILL)
             .with_context(|| format!("killing systemd (pid {pid})"))?;
-        if !super::wait_exit(&pidfd, KILL_WAIT) {
+        if !crate::sys::pidfd::wait_exit(&pidfd, Deadline::after(KILL_WAIT)) {
             anyhow::bail!(
                 "systemd (pid {pid}) survived SIGKILL for {} s",
                 KILL_WAIT.as_secs()

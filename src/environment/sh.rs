@@ -11,16 +11,17 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{PollFd, PollFlags};
 use nix::unistd::{Gid, Uid};
 
 use super::script::is_name;
 use super::Env;
 use crate::session::Account;
+use crate::sys::deadline::Deadline;
 
 /// Checks the syntax first (`-n`): bash, even as `sh`, carries on after a syntax error in a
 /// dot script, which would hand back half an environment. The file's own output goes to
@@ -141,7 +142,7 @@ fn collect(
     child: &mut Child,
     timeout: Duration,
 ) -> anyhow::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Deadline::after(timeout);
     let timed_out = || anyhow::anyhow!("no answer within {timeout:?}");
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         bail!("the shell's pipes are missing");
@@ -152,19 +153,15 @@ fn collect(
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut stderr_open = true;
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        if deadline.passed() {
             return Err(timed_out());
         }
-        let timeout = PollTimeout::try_from(remaining).unwrap_or(PollTimeout::MAX);
         let mut fds = vec![PollFd::new(stdout.as_fd(), PollFlags::POLLIN)];
         if stderr_open {
             fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("waiting for the shell's output"),
-        }
+        // Whatever it says, the readiness flags below and the deadline tell what is next.
+        deadline.poll(&mut fds);
         let ready: Vec<bool> = fds.iter().map(|f| f.any() == Some(true)).collect();
         drop(fds);
         if ready.get(1) == Some(&true) {
@@ -182,7 +179,7 @@ fn collect(
         if let Some(status) = child.try_wait().context("waiting for the shell")? {
             break status;
         }
-        if Instant::now() >= deadline {
+        if deadline.passed() {
             return Err(timed_out());
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -26,7 +26,7 @@ pub fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
 /// is exactly WSL's, and our fds 0-2. Signal state is reset first: systemd, like any program,
 /// expects default dispositions and an empty mask. Returns only on failure.
 pub fn exec_systemd(systemd: &Path, argv: &[OsString]) -> std::io::Error {
-    crate::supervise::reset_signals_for_exec();
+    crate::sys::signals::reset_for_exec();
     Command::new(systemd)
         .arg0(argv.first().map_or(systemd.as_os_str(), |a| a.as_os_str()))
         .args(argv.iter().skip(1))

@@ -55,7 +55,7 @@ pub fn plan_dev_shm(found: &DevShm) -> ShmPlan {
 /// Every step; failures are logged and skipped.
 pub fn prepare() {
     let run = Path::new("/run");
-    if run.is_dir() && !crate::activation::is_mountpoint(run) {
+    if run.is_dir() && !crate::sys::fs::is_mountpoint(run) {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         match mount(Some("tmpfs"), run, Some("tmpfs"), flags, Some("mode=755")) {
             Ok(()) => log::info!("/run was not a mount; mounted a tmpfs"),
@@ -81,7 +81,7 @@ fn inspect(shm: &Path) -> DevShm {
         Ok(m) if m.file_type().is_symlink() => DevShm::Symlink {
             mounted_target: std::fs::canonicalize(shm)
                 .ok()
-                .filter(|t| t.is_dir() && crate::activation::is_mountpoint(t)),
+                .filter(|t| t.is_dir() && crate::sys::fs::is_mountpoint(t)),
         },
         Ok(m) if m.is_dir() => DevShm::Directory,
         _ => DevShm::Other,

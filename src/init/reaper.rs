@@ -132,18 +132,9 @@ fn shutdown(sfd: &SignalFd, sig: Signal) -> ! {
 
 /// Waits until a signal is pending on `sfd` (a child exited) or `timeout` passes.
 fn wait_for_signal(sfd: &SignalFd, timeout: Duration) {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-    if let Ok(n) = poll(
-        &mut fds,
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    ) {
-        if n > 0 {
-            // Drain: the children are reaped by the caller's next reap_all.
-            let _ = sfd.read_signal();
-        }
+    if crate::sys::deadline::Deadline::after(timeout).readable(sfd) {
+        // Drain: the children are reaped by the caller's next reap_all.
+        let _ = sfd.read_signal();
     }
 }
 
