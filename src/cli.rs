@@ -24,6 +24,7 @@ pub mod exec;
 pub mod generations;
 pub mod logs;
 pub mod render;
+pub mod report;
 pub mod status;
 pub mod stop;
 pub mod version;

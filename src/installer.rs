@@ -35,8 +35,8 @@ use nix::sys::stat::{fstat, fstatat, Mode};
 use nix::unistd::{fsync, syncfs, unlinkat, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
-use crate::tarball::decompress;
-use crate::tarball::reader::Reader;
+use crate::tar::decompress;
+use crate::tar::reader::Reader;
 use extract::{open_at, open_dir, Extractor, Owners, Stats, Stopped};
 use layout::Manifest;
 

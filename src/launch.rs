@@ -1,5 +1,5 @@
 //! The login shell's decisions, made on what was observed and nothing else: pure functions,
-//! tested exhaustively without root. [`shell`](crate::shell) surveys, asks these what to do,
+//! tested exhaustively without root. The login shell (`shell`) surveys, asks these what to do,
 //! and does it; nothing here touches the system.
 //!
 //! 1. [`route`]: does this launch bring systemd up at all?

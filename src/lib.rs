@@ -25,6 +25,7 @@ pub mod shell;
 pub mod supervise;
 pub(crate) mod sys;
 pub mod systemd;
+pub mod tar;
 pub mod tarball;
 pub mod welcome;
 pub mod wslconf;

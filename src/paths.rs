@@ -27,7 +27,7 @@ pub const INIT_PID_HINT: &str = "/run/nixos-wsl/ns/init-pid";
 pub const INIT_LOG: &str = "/run/nixos-wsl/init.log";
 
 /// Written just before PID 1 falls back to the minimal init (`init::reaper`): this boot has no
-/// systemd. PID 1 is also called [`crate::pid1::COMM`] while the activation runs, so only this file tells
+/// systemd. PID 1 is also called `pid1::COMM` while the activation runs, so only this file tells
 /// "systemd could not be started" from "systemd is about to be started".
 pub const NO_SYSTEMD_MARKER: &str = "/run/nixos-wsl/no-systemd";
 

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use nixos_wsl::installer::extract::{self, open_dir, Extractor, Owners};
 use nixos_wsl::installer::plan::Planner;
-use nixos_wsl::tarball::header::{self, Entry, Kind, BLOCK};
+use nixos_wsl::tar::header::{self, Entry, Kind, BLOCK};
 use nixos_wsl::tarball::index::Index;
-use nixos_wsl::tarball::reader::Reader;
-use nixos_wsl::tarball::writer::Writer;
+use nixos_wsl::tar::reader::Reader;
+use nixos_wsl::tar::writer::Writer;
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 
@@ -938,7 +938,7 @@ fn mutate_tar(rng: &mut Rng, tar: &mut Vec<u8>, headers: &[usize]) {
 fn check_input(work: &Path, input: &Input, compared: &mut (u64, u64)) -> Result<(), String> {
     let tarball = work.join("input");
     fs::write(&tarball, &input.bytes).map_err(|e| e.to_string())?;
-    let plain = match nixos_wsl::tarball::decompress::open(fs::File::open(&tarball).unwrap()) {
+    let plain = match nixos_wsl::tar::decompress::open(fs::File::open(&tarball).unwrap()) {
         Ok(mut s) => {
             let mut v = Vec::new();
             let ok = std::io::Read::read_to_end(&mut s, &mut v).is_ok();
@@ -956,7 +956,7 @@ fn check_input(work: &Path, input: &Input, compared: &mut (u64, u64)) -> Result<
     let target = sandbox.join("target");
     fs::create_dir_all(&target).map_err(|e| e.to_string())?;
     let extracted = std::panic::catch_unwind(|| -> anyhow::Result<()> {
-        let stream = nixos_wsl::tarball::decompress::open(fs::File::open(&tarball)?)?;
+        let stream = nixos_wsl::tar::decompress::open(fs::File::open(&tarball)?)?;
         let mut x = Extractor::new(open_dir(&target)?, Owners::Mine)?;
         x.extract_all(&mut Reader::new(stream), &mut |_| {}, &mut |_| true)?;
         x.finish()?;

@@ -15,9 +15,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nixos_wsl::installer::extract::{open_dir, Extractor, Owners};
-use nixos_wsl::tarball::header::{Entry, Kind};
-use nixos_wsl::tarball::reader::Reader;
-use nixos_wsl::tarball::writer::Writer;
+use nixos_wsl::tar::header::{Entry, Kind};
+use nixos_wsl::tar::reader::Reader;
+use nixos_wsl::tar::writer::Writer;
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 const INSTALLER: &str = env!("CARGO_BIN_EXE_nixos-wsl-installer");
@@ -274,7 +274,7 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn entries(tarball: &Path) -> Vec<Entry> {
-    let stream = nixos_wsl::tarball::decompress::open(fs::File::open(tarball).unwrap()).unwrap();
+    let stream = nixos_wsl::tar::decompress::open(fs::File::open(tarball).unwrap()).unwrap();
     let mut r = Reader::new(stream);
     let mut v = Vec::new();
     while let Some(e) = r.next_entry().unwrap() {
@@ -447,7 +447,7 @@ fn hard_links_survive_build_and_extraction() {
     // Our extractor keeps them.
     let root = tmp.join("ours");
     fs::create_dir(&root).unwrap();
-    let stream = nixos_wsl::tarball::decompress::open(fs::File::open(&rootfs).unwrap()).unwrap();
+    let stream = nixos_wsl::tar::decompress::open(fs::File::open(&rootfs).unwrap()).unwrap();
     let mut x = Extractor::new(open_dir(&root).unwrap(), Owners::default_for_euid()).unwrap();
     x.extract_all(&mut Reader::new(stream), &mut |_| {}, &mut |_| true)
         .unwrap();
@@ -692,7 +692,7 @@ fn verify_refuses_hard_links_unknown_keys_and_bad_distribution_conf() {
 }
 
 fn extract_into(root: &Path, tarball: &Path) -> anyhow::Result<()> {
-    let stream = nixos_wsl::tarball::decompress::open(fs::File::open(tarball).unwrap()).unwrap();
+    let stream = nixos_wsl::tar::decompress::open(fs::File::open(tarball).unwrap()).unwrap();
     let mut x = Extractor::new(open_dir(root).unwrap(), Owners::default_for_euid()).unwrap();
     x.extract_all(&mut Reader::new(stream), &mut |_| {}, &mut |_| true)?;
     x.finish()?;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nixos_wsl::tarball::header::{self, Entry, Kind, BLOCK};
+use nixos_wsl::tar::header::{self, Entry, Kind, BLOCK};
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 

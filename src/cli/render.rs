@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::status::Status;
+use super::report::Status;
 
 /// `3725` -> `1h 2m 5s`; `59` -> `59s`; `86400` -> `1d 0h 0m 0s`.
 pub fn duration(secs: u64) -> String {
@@ -162,7 +162,7 @@ pub fn status_json(s: &Status) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::status::{Mode, Systemd};
+    use super::super::report::{Mode, Systemd};
     use super::*;
 
     fn sample() -> Status {

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -31,10 +31,6 @@ anything.
 Exit status: 0 systemd is up (running or degraded), 3 it is not, 4 cannot tell (run as root).
 ";
 
-/// Exit status when systemd is not up.
-pub const EXIT_NOT_RUNNING: i32 = 3;
-/// Exit status when the state cannot be inspected.
-pub const EXIT_UNKNOWN: i32 = 4;
 
 /// How long `systemctl` may take to answer before `status` gives up on it.
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,80 +56,7 @@ pub fn main(args: &[OsString]) -> i32 {
     super::dispatch("status", USAGE, args, parse, run)
 }
 
-/// How systemd runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// In the PID + mount namespace the login shell started.
-    Namespace,
-    /// As PID 1 of the distribution (WSL's `[boot] systemd=true`).
-    WslSystemd,
-    /// Not at all (or the namespace of this boot is dead).
-    None,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Namespace => "namespace",
-            Mode::WslSystemd => "wsl-systemd",
-            Mode::None => "none",
-        }
-    }
-}
-
-/// What `status` found about systemd itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Systemd {
-    /// Its PID in its own namespace (1).
-    pub pid_inside: Option<i32>,
-    /// Its PID as WSL's init sees it (only known when run from outside the namespace).
-    pub pid_outside: Option<i32>,
-    pub started_secs_ago: Option<u64>,
-    /// `systemctl is-system-running`: running, degraded, starting, stopping, ...
-    pub state: Option<String>,
-    pub failed_units: Option<u64>,
-    /// The login shell's readiness record for this namespace: ready, gave-up.
-    pub readiness: Option<String>,
-}
-
-/// Everything `status` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub mode: Mode,
-    /// This command runs inside systemd's PID namespace.
-    pub inside: bool,
-    pub systemd: Option<Systemd>,
-    /// Something worth a sentence (a dead namespace, a permission problem).
-    pub note: Option<String>,
-    /// `/run/current-system` exists.
-    pub current_system: bool,
-    /// `/run/nixos-wsl/activated` exists: the login shell ran the activation this boot.
-    pub activated: bool,
-    /// (name, path, exists)
-    pub logs: Vec<(&'static str, PathBuf, bool)>,
-    /// The generation this boot runs (as recorded) and the current one.
-    pub generation: (Option<u32>, Option<u32>),
-}
-
-impl Status {
-    /// Up = `running` or `degraded`, as WSL's own systemd wait and the login shell count it.
-    pub fn up(&self) -> bool {
-        self.systemd
-            .as_ref()
-            .and_then(|s| s.state.as_deref())
-            .is_some_and(|s| matches!(s, "running" | "degraded"))
-    }
-
-    pub fn exit_code(&self, known: bool) -> i32 {
-        if self.up() {
-            0
-        } else if known {
-            EXIT_NOT_RUNNING
-        } else {
-            EXIT_UNKNOWN
-        }
-    }
-}
+pub use super::report::{Mode, Status, Systemd, EXIT_NOT_RUNNING, EXIT_UNKNOWN};
 
 fn run(args: Args) -> i32 {
     let (status, known) = inspect();

@@ -30,8 +30,8 @@ use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, Unlin
 
 use super::layout::Rename;
 use super::plan::{Action, Planner, SafePath, Step};
-use crate::tarball::header::{Entry, Kind};
-use crate::tarball::reader::Reader;
+use crate::tar::header::{Entry, Kind};
+use crate::tar::reader::Reader;
 
 /// Opens `name` relative to `dir`, always close-on-exec.
 pub fn open_at(dir: RawFd, name: &[u8], flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {

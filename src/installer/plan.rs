@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use super::layout;
-use crate::tarball::header::{Entry, Kind};
-use crate::tarball::reader::{shown, MAX_PATH};
+use crate::tar::header::{Entry, Kind};
+use crate::tar::reader::{shown, MAX_PATH};
 
 /// A path relative to the extraction root: components joined by `/`, none of them empty, `.`
 /// or `..`. The empty path is the root itself.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use flate2::{Compression, GzBuilder};
 
-use super::header::{Entry, Kind};
-use super::writer::Writer;
+use crate::tar::header::{Entry, Kind};
+use crate::tar::writer::Writer;
 
 /// Options of `nixos-wsl tarball build`.
 #[derive(Debug, Clone, Default)]

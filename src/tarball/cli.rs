@@ -494,7 +494,7 @@ pub fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) ->
             std::fs::create_dir(&b)?;
             let t = Instant::now();
             let file = std::fs::File::open(tarball)?;
-            let mut reader = super::reader::Reader::new(super::decompress::open_threaded(file)?);
+            let mut reader = crate::tar::reader::Reader::new(crate::tar::decompress::open_threaded(file)?);
             let mut x = Extractor::new(open_dir(&a)?, Owners::default_for_euid())?;
             x.extract_all(&mut reader, &mut |_| {}, &mut |_| true)?;
             x.finish()?;

@@ -29,10 +29,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::build::{gzip, write_atomically};
-use super::header::{Entry, Kind};
+use crate::tar::header::{Entry, Kind};
 use super::index::Index;
 use super::verify;
-use super::writer::Writer;
+use crate::tar::writer::Writer;
 use crate::installer::handover::root_shell;
 use crate::installer::layout::{self, Manifest};
 use crate::installer::plan::Planner;

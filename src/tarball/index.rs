@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::decompress;
-use super::header::{Entry, Kind};
-use super::reader::Reader;
+use crate::tar::decompress;
+use crate::tar::header::{Entry, Kind};
+use crate::tar::reader::Reader;
 use crate::installer::plan::sanitize;
 
 /// Bytes kept from the start of every executable file (ELF magic, `#!` lines).

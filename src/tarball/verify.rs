@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::header::Kind;
+use crate::tar::header::Kind;
 use super::index::{display, Index, IndexEntry};
 use crate::installer::handover::root_shell;
 use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS, WSL_CONF_KEYS};

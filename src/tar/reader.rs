@@ -491,7 +491,7 @@ impl<R: BufRead> Reader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tarball::writer::Writer;
+    use crate::tar::writer::Writer;
 
     fn archive(entries: &[(Entry, &[u8])]) -> Vec<u8> {
         let mut w = Writer::new(Vec::new());
