@@ -46,6 +46,12 @@ use crate::sys::deadline::Deadline;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError(pub String);
 
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Exit status for command-line mistakes.
 pub const EXIT_USAGE: i32 = 2;
 

@@ -7,7 +7,7 @@
 //! cannot boot NixOS: the activation (users, `/etc`, `/run/current-system`) has to run first,
 //! which NixOS' stage 2 normally does. So this program is a short stage 2, one module per step:
 //!
-//! 1. [`logger`]: our own lines go to `/dev/kmsg` (dmesg and the journal) and to
+//! 1. [`logging`](crate::logging): our own lines go to `/dev/kmsg` (dmesg and the journal) and to
 //!    [`INIT_LOG`]; nothing depends on either being there.
 //! 2. [`mounts`]: `/dev/shm` becomes a real mount if it is a symlink (older WSL), and `/`
 //!    becomes recursively shared (systemd does that itself only outside containers).
@@ -22,7 +22,6 @@
 //! distribution. Every fd we open is close-on-exec, so systemd inherits only WSL's 0-2.
 
 pub mod exec;
-pub mod logger;
 pub mod mounts;
 pub mod reaper;
 
@@ -40,14 +39,14 @@ pub fn main(argv: Vec<OsString>) -> ! {
     if nix::unistd::getpid().as_raw() != 1 {
         // Someone ran `/sbin/init` by hand (`init 0`, a script): no activation, no mounts.
         // systemd itself, called as `init` outside PID 1, acts as `telinit`.
-        logger::install_stderr();
+        crate::logging::init_pid1_stderr(COMM);
         let config = Config::load(Path::new(CONFIG_FILE));
         let e = exec::exec_as_telinit(&config.systemd, &argv);
         log::error!("cannot execute {}: {e}", config.systemd.display());
         std::process::exit(crate::session::EXIT_NO_SHELL)
     }
     set_comm();
-    logger::install();
+    crate::logging::init_pid1(COMM);
     let started = Instant::now();
     log::info!(
         "starting (WSL {})",
@@ -58,7 +57,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
     if let Err(e) = namespace::prepare_state_dir() {
         log::error!("{e:#}; the activation log will be missing");
     }
-    logger::attach_file(Path::new(INIT_LOG));
+    crate::logging::attach_file(Path::new(INIT_LOG));
 
     let mut config = Config::load(Path::new(CONFIG_FILE));
     activate(&mut config);

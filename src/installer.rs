@@ -33,7 +33,6 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use nix::unistd::{fsync, syncfs, unlinkat, UnlinkatFlags};
-use sha2::{Digest, Sha256};
 
 use crate::tar::decompress;
 use crate::tar::reader::Reader;
@@ -190,18 +189,7 @@ pub fn verify_embedded(dir: RawFd, manifest: &Manifest) -> Result<File> {
         ))));
     }
     let mut file = File::from(fd);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .context("reading the embedded root filesystem")?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let digest: [u8; 32] = hasher.finalize().into();
+    let (digest, _) = layout::sha256(&mut file).context("reading the embedded root filesystem")?;
     if digest != manifest.sha256 {
         return Err(anyhow!(Damaged(format!(
             "its SHA-256 is {}, the manifest says {}",

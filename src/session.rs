@@ -2,7 +2,7 @@
 //! directory. Deciding (pure functions, unit-tested) is separate from doing (`exec`).
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -348,19 +348,14 @@ fn exec_one(
     argv: &[OsString],
     env: &[(OsString, OsString)],
 ) -> Result<std::convert::Infallible> {
-    let c = |s: &OsStr| CString::new(s.as_bytes()).context("NUL byte in argument or environment");
-    let path = c(shell.as_os_str())?;
-    let argv = argv.iter().map(|a| c(a)).collect::<Result<Vec<_>>>()?;
-    let env = env
-        .iter()
-        .map(|(k, v)| {
-            let mut kv = k.clone().into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv).context("NUL byte in environment")
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(nix::unistd::execve(&path, &argv, &env)?)
+    let nul = |s: &OsStr| s.as_bytes().contains(&0);
+    if nul(shell.as_os_str())
+        || argv.iter().any(|a| nul(a))
+        || env.iter().any(|(k, v)| nul(k) || nul(v))
+    {
+        return Err(anyhow!("NUL byte in argument or environment"));
+    }
+    Err(crate::sys::exec::exec(shell, argv, Some(env)).into())
 }
 
 /// `execvp`'s lookup against the session's PATH (not ours): a name with a slash is used as is.
@@ -441,6 +436,7 @@ pub fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -22,7 +22,7 @@ fn modules() -> BTreeMap<String, String> {
             }
             let rel = path.strip_prefix(&src).unwrap().with_extension("");
             let name = rel.to_str().unwrap().replace('/', "::");
-            if name == "lib" || path.extension().is_none_or(|e| e != "rs") {
+            if name == "lib" || path.extension() != Some(std::ffi::OsStr::new("rs")) {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
@@ -52,7 +52,11 @@ fn named_after(code: &str, prefix: &str) -> Vec<String> {
         let rest = &code[i + prefix.len()..];
         if let Some(group) = rest.strip_prefix('{') {
             let group = &group[..group.find('}').unwrap_or(group.len())];
-            out.extend(group.split(',').map(|p| p.trim().split(' ').next().unwrap().to_owned()));
+            out.extend(
+                group
+                    .split(',')
+                    .map(|p| p.trim().split(' ').next().unwrap().to_owned()),
+            );
         } else {
             let end = rest.find(|c: char| !word(c)).unwrap_or(rest.len());
             out.push(rest[..end].trim_end_matches(':').to_owned());

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use nixos_wsl::installer::extract::{self, open_dir, Extractor, Owners};
 use nixos_wsl::installer::plan::Planner;
 use nixos_wsl::tar::header::{self, Entry, Kind, BLOCK};
-use nixos_wsl::tarball::index::Index;
 use nixos_wsl::tar::reader::Reader;
 use nixos_wsl::tar::writer::Writer;
+use nixos_wsl::tarball::index::Index;
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 

@@ -30,7 +30,7 @@ fn fail(root: &Path, argv: &[OsString]) -> ! {
     if argv.len() <= 1 && std::io::stdin().is_terminal() {
         for (shell, arg0) in handover::fallback_shells(root) {
             eprintln!("nixos-wsl-installer: starting {} instead", shell.display());
-            handover::exec(&shell, &[OsString::from(arg0)]);
+            handover::exec(&shell, &[arg0]);
         }
     }
     exit(1)
@@ -78,12 +78,7 @@ fn main() {
     let err = handover::exec(&handover::program_path(&root, &shell), &new_argv);
     // WSL itself falls back to /bin/sh when root's shell cannot be started.
     let sh = handover::program_path(&root, b"/bin/sh");
-    let mut sh_argv = new_argv.clone();
-    sh_argv[0] = if new_argv[0].to_string_lossy().starts_with('-') {
-        "-sh".into()
-    } else {
-        "/bin/sh".into()
-    };
+    let sh_argv = handover::shell_argv(&argv, b"/bin/sh");
     let err2 = handover::exec(&sh, &sh_argv);
     eprintln!(
         "nixos-wsl-installer: error: cannot start root's shell {} ({err}) nor /bin/sh ({err2})",

@@ -31,7 +31,6 @@ anything.
 Exit status: 0 systemd is up (running or degraded), 3 it is not, 4 cannot tell (run as root).
 ";
 
-
 /// How long `systemctl` may take to answer before `status` gives up on it.
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
 

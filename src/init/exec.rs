@@ -8,9 +8,7 @@
 //! `rescue`, runlevels) the way it reads them from the kernel command line.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
 /// The option that makes a container systemd log to the kernel log.
 pub const LOG_TARGET: &str = "--log-target=kmsg";
@@ -25,22 +23,15 @@ pub fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
 /// Execs `systemd` with `argv` (as built by [`systemd_argv`]), keeping our environment, which
 /// is exactly WSL's, and our fds 0-2. Signal state is reset first: systemd, like any program,
 /// expects default dispositions and an empty mask. Returns only on failure.
-pub fn exec_systemd(systemd: &Path, argv: &[OsString]) -> std::io::Error {
+pub fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::signals::reset_for_exec();
-    Command::new(systemd)
-        .arg0(argv.first().map_or(systemd.as_os_str(), |a| a.as_os_str()))
-        .args(argv.iter().skip(1))
-        .exec()
+    crate::sys::exec::exec(systemd, argv, None)
 }
 
 /// Outside PID 1: exec systemd with argv unchanged (argv[0] included), so that systemd
 /// called as `init` does what it does then (act as `telinit`). Returns only on failure.
-pub fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> std::io::Error {
-    let arg0 = argv.first().map_or(systemd.as_os_str(), |a| a.as_os_str());
-    Command::new(systemd)
-        .arg0(arg0)
-        .args(argv.iter().skip(1))
-        .exec()
+pub fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
+    crate::sys::exec::exec(systemd, argv, None)
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! executed with the arguments WSL gave the installer, so `wsl -d NixOS -- cmd` runs `cmd` on
 //! the very first launch and returns its exit status.
 
-use std::ffi::{CString, OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::session::{is_executable, Invocation, FALLBACK_SHELLS};
 
 /// The shell of the first uid-0 entry of a passwd file; an empty shell field means `/bin/sh`
 /// (passwd(5)). `None` if there is no uid-0 entry.
@@ -26,24 +28,12 @@ pub fn root_shell(passwd: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// The argv for the new shell. A login shell (argv[0] starting with `-`, as WSL starts the
-/// interactive shell) stays a login shell under the new shell's name; otherwise argv[0] is the
-/// shell's path. The arguments are passed on verbatim.
+/// The argv for the new shell, by the login shell's own rule ([`Invocation::argv_for`]): a
+/// login shell (argv[0] starting with `-`, as WSL starts the interactive shell) stays a login
+/// shell under the new shell's name; otherwise argv[0] is the shell's path. The arguments are
+/// passed on verbatim.
 pub fn shell_argv(original: &[OsString], shell: &[u8]) -> Vec<OsString> {
-    let login = original
-        .first()
-        .is_some_and(|a| a.as_bytes().starts_with(b"-"));
-    let first = if login {
-        let base = shell.rsplit(|&b| b == b'/').next().unwrap_or(shell);
-        let mut a = b"-".to_vec();
-        a.extend_from_slice(base);
-        OsString::from_vec(a)
-    } else {
-        OsString::from_vec(shell.to_vec())
-    };
-    std::iter::once(first)
-        .chain(original.iter().skip(1).cloned())
-        .collect()
+    Invocation::from_argv(original.iter().cloned()).argv_for(Path::new(OsStr::from_bytes(shell)))
 }
 
 /// Where the shell's file is: inside `root` for test runs against a temporary root, as is
@@ -57,44 +47,24 @@ pub fn program_path(root: &Path, shell: &[u8]) -> PathBuf {
     }
 }
 
-fn cstring(bytes: &[u8]) -> Option<CString> {
-    CString::new(bytes.to_vec()).ok()
-}
-
 /// Replaces the process with `program` and `argv`. Returns only on failure, with the errno.
 pub fn exec(program: &Path, argv: &[OsString]) -> nix::Error {
-    let Some(path) = cstring(program.as_os_str().as_bytes()) else {
-        return nix::Error::EINVAL;
-    };
-    let args: Option<Vec<CString>> = argv.iter().map(|a| cstring(a.as_bytes())).collect();
-    let Some(args) = args else {
-        return nix::Error::EINVAL;
-    };
-    match nix::unistd::execv(&path, &args) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
+    crate::sys::exec::exec(program, argv, None)
 }
 
 /// Shells to offer when the installation cannot proceed (none in a pristine installer system,
-/// but a user may have put one there): `(path, argv[0])`.
-pub fn fallback_shells(root: &Path) -> Vec<(PathBuf, &'static str)> {
-    [
-        ("bin/bash", "bash"),
-        ("usr/bin/bash", "bash"),
-        ("bin/busybox", "sh"),
-    ]
-    .into_iter()
-    .map(|(p, a)| (root.join(p), a))
-    .filter(|(p, _)| {
-        std::fs::metadata(p)
-            .map(|m| {
-                m.is_file()
-                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-            })
-            .unwrap_or(false)
-    })
-    .collect()
+/// but a user may have put one there): the login shell's own fallbacks
+/// ([`FALLBACK_SHELLS`]) inside `root`, as `(path, argv[0])`.
+pub fn fallback_shells(root: &Path) -> Vec<(PathBuf, OsString)> {
+    FALLBACK_SHELLS
+        .iter()
+        .map(|shell| program_path(root, shell.as_bytes()))
+        .filter(|path| is_executable(path))
+        .map(|path| {
+            let name = path.file_name().unwrap_or_default().to_owned();
+            (path, name)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -53,6 +53,26 @@ impl fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
+/// The SHA-256 of everything `r` yields, and how many bytes that was: the one hashing loop of
+/// the installer's check and the image builder's manifest.
+pub fn sha256(r: &mut impl std::io::Read) -> std::io::Result<([u8; 32], u64)> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((h.finalize().into(), size))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -86,14 +86,7 @@ pub enum Command {
     Help,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::cli::UsageError;
 
 /// Options and positionals of one subcommand.
 struct Args {
@@ -494,7 +487,8 @@ pub fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) ->
             std::fs::create_dir(&b)?;
             let t = Instant::now();
             let file = std::fs::File::open(tarball)?;
-            let mut reader = crate::tar::reader::Reader::new(crate::tar::decompress::open_threaded(file)?);
+            let mut reader =
+                crate::tar::reader::Reader::new(crate::tar::decompress::open_threaded(file)?);
             let mut x = Extractor::new(open_dir(&a)?, Owners::default_for_euid())?;
             x.extract_all(&mut reader, &mut |_| {}, &mut |_| true)?;
             x.finish()?;

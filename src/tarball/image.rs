@@ -22,20 +22,19 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::build::{gzip, write_atomically};
-use crate::tar::header::{Entry, Kind};
 use super::index::Index;
 use super::verify;
-use crate::tar::writer::Writer;
 use crate::installer::handover::root_shell;
 use crate::installer::layout::{self, Manifest};
 use crate::installer::plan::Planner;
+use crate::tar::header::{Entry, Kind};
+use crate::tar::writer::Writer;
 use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS};
 
 #[derive(Debug, Clone)]
@@ -182,20 +181,7 @@ fn sorted(items: BTreeMap<Vec<u8>, Item>) -> Vec<(Vec<u8>, Item)> {
 
 pub fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((h.finalize().into(), size))
+    layout::sha256(&mut f).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Warns when the installer is not a static ELF executable: the installer system has no libc.

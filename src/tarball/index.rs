@@ -9,10 +9,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::installer::plan::sanitize;
 use crate::tar::decompress;
 use crate::tar::header::{Entry, Kind};
 use crate::tar::reader::Reader;
-use crate::installer::plan::sanitize;
 
 /// Bytes kept from the start of every executable file (ELF magic, `#!` lines).
 const HEAD: usize = 256;

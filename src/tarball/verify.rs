@@ -16,9 +16,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::tar::header::Kind;
 use super::index::{display, Index, IndexEntry};
 use crate::installer::handover::root_shell;
+use crate::tar::header::Kind;
 use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS, WSL_CONF_KEYS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
