@@ -17,20 +17,20 @@ use crate::sys::deadline::Deadline;
 
 /// True when this boot still needs the activation: nothing created `/run/current-system` and
 /// no launch of this boot ran it yet (a failed activation is not retried on every launch).
-pub fn needed() -> bool {
+pub(crate) fn needed() -> bool {
     let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
     !exists(CURRENT_SYSTEM) && !exists(ACTIVATED_FILE)
 }
 
 /// True when this boot's activation ran and did not create `/run/current-system`.
-pub fn failed() -> bool {
+pub(crate) fn failed() -> bool {
     std::fs::symlink_metadata(ACTIVATED_FILE).is_ok()
         && std::fs::symlink_metadata(CURRENT_SYSTEM).is_err()
 }
 
 /// Runs `activate` if this boot needs it. The script's output goes to the activation log; a
 /// failure is returned (the caller reports it and goes on: a shell matters more).
-pub fn run_once(activate: &Path) -> Result<()> {
+pub(crate) fn run_once(activate: &Path) -> Result<()> {
     if !needed() {
         return Ok(());
     }
@@ -83,7 +83,7 @@ fn run(activate: &Path) -> Result<()> {
 /// activation, which `nixos-wsl-init` runs before systemd, has created `/run/current-system`,
 /// at most until `deadline`; says so on stderr if that takes more than a second. Watches `/run`
 /// with inotify rather than polling. True when it exists.
-pub fn wait_for_current_system(deadline: std::time::Instant) -> bool {
+pub(crate) fn wait_for_current_system(deadline: std::time::Instant) -> bool {
     use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     // The activation also counts as finished when it failed without creating the link
     // (nixos-wsl-init records every attempt): waiting longer cannot help then.

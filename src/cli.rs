@@ -23,8 +23,8 @@ pub mod doctor;
 pub mod exec;
 pub mod generations;
 pub mod logs;
-pub mod render;
-pub mod report;
+pub(crate) mod render;
+pub(crate) mod report;
 pub mod status;
 pub mod stop;
 pub mod version;
@@ -44,7 +44,7 @@ use crate::sys::deadline::Deadline;
 
 /// A command-line mistake: printed with the usage on stderr, exit status 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub(crate) String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,7 +53,7 @@ impl std::fmt::Display for UsageError {
 }
 
 /// Exit status for command-line mistakes.
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 
 /// Runs a subcommand: parses `args` (`Ok(None)` = `--help`), prints usage as asked, runs.
 fn dispatch<A>(
@@ -92,7 +92,7 @@ fn no_arguments(args: &[OsString]) -> Result<Option<()>, UsageError> {
 
 /// Where this command runs, relative to the systemd namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
+pub(crate) enum Place {
     /// PID 1 of our PID namespace is not systemd: WSL's own init (`wsl -u root -e ...`).
     Outside,
     /// Inside the namespace the login shell started (`sudo nixos-wsl ...` in a session).
@@ -104,7 +104,7 @@ pub enum Place {
 /// Finds out where we are. PID 1 being systemd alone cannot tell our namespace from WSL's
 /// systemd mode; our systemd is the one the readiness record names (readable by anyone), or
 /// (for root) the one whose environment holds our `$NOTIFY_SOCKET`.
-pub fn place() -> Place {
+pub(crate) fn place() -> Place {
     if !crate::namespace::inside_systemd() {
         return Place::Outside;
     }

@@ -9,33 +9,33 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where NixOS' system profile keeps systemd (`config.systemd.package` of the current generation).
-pub const DEFAULT_SYSTEMD: &str = "/nix/var/nix/profiles/system/systemd/lib/systemd/systemd";
+pub(crate) const DEFAULT_SYSTEMD: &str = "/nix/var/nix/profiles/system/systemd/lib/systemd/systemd";
 /// The current generation's activation script.
-pub const DEFAULT_ACTIVATE: &str = "/nix/var/nix/profiles/system/activate";
+pub(crate) const DEFAULT_ACTIVATE: &str = "/nix/var/nix/profiles/system/activate";
 /// The login name the launch lands in.
-pub const DEFAULT_USER: &str = "nixos";
+pub(crate) const DEFAULT_USER: &str = "nixos";
 /// How long to wait for systemd to report that its boot finished.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest accepted timeout: a day is already far beyond any sane boot.
 const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 /// The parsed configuration, with defaults for everything absent or invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     /// Login name of the user whose shell every launch runs.
-    pub user: String,
+    pub(crate) user: String,
     /// Absolute path of the systemd binary to run as PID 1 of the namespace.
-    pub systemd: PathBuf,
+    pub(crate) systemd: PathBuf,
     /// Absolute path of the NixOS activation script; `None` disables activation.
-    pub activate: Option<PathBuf>,
+    pub(crate) activate: Option<PathBuf>,
     /// Bound on the wait for systemd's readiness.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// The real shell for users whose passwd shell is this program (NixOS' `users.users.*.shell`).
-    pub shell: Option<PathBuf>,
+    pub(crate) shell: Option<PathBuf>,
     /// Keep the Windows `%PATH%` entries WSL appends (after NixOS' own); `wsl.interop.includePath`.
-    pub include_path: bool,
+    pub(crate) include_path: bool,
     /// Show the one-time welcome on a user's first interactive login (`welcome`).
-    pub welcome: bool,
+    pub(crate) welcome: bool,
 }
 
 impl Default for Config {
@@ -55,7 +55,7 @@ impl Default for Config {
 impl Config {
     /// Parses the file's bytes. Returns the configuration and one message per rejected line;
     /// messages name the line (`<path>:<line>: ...`) so the user can fix it.
-    pub fn parse(text: &[u8], origin: &str) -> (Config, Vec<String>) {
+    pub(crate) fn parse(text: &[u8], origin: &str) -> (Config, Vec<String>) {
         let mut config = Config::default();
         let mut warnings = Vec::new();
         for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
@@ -114,7 +114,7 @@ impl Config {
 
     /// Reads `path`; a missing file gives the defaults silently, any other problem (unreadable,
     /// bad lines) is logged as one warning per problem and falls back to defaults.
-    pub fn load(path: &Path) -> Config {
+    pub(crate) fn load(path: &Path) -> Config {
         match std::fs::read(path) {
             Ok(text) => {
                 let (config, warnings) = Config::parse(&text, &path.display().to_string());
@@ -165,6 +165,9 @@ fn valid_login_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b':' | b'/' | b',' | b'\\'))
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

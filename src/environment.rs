@@ -9,9 +9,9 @@
 //!
 //! Everything here decides and returns data; nothing touches our own process environment.
 
-pub mod path;
+pub(crate) mod path;
 pub mod script;
-pub mod sh;
+pub(crate) mod sh;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -19,17 +19,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use path::{apply_session_path, automount_root, session_path, split_windows_path, SessionPath};
-pub use sh::Credentials;
+pub(crate) use path::{apply_session_path, automount_root};
+pub(crate) use sh::Credentials;
 
 /// NixOS' marker that `/etc/set-environment` has been applied; nested shells skip the file.
-pub const DONE_MARKER: &str = "__NIXOS_SET_ENVIRONMENT_DONE";
+pub(crate) const DONE_MARKER: &str = "__NIXOS_SET_ENVIRONMENT_DONE";
 
 /// The shell that sources the file when [`script`] cannot evaluate it.
-pub const FALLBACK_SHELL: &str = "/bin/sh";
+pub(crate) const FALLBACK_SHELL: &str = "/bin/sh";
 
 /// Bound on the fallback shell: set-environment only assigns variables, so seconds mean a hang.
-pub const FALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const FALLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An ordered set of exported variables, byte-exact (names and values need not be UTF-8).
 ///
@@ -65,31 +65,21 @@ impl Env {
     }
 
     /// Removes `name`, returning its value.
-    pub fn remove(&mut self, name: impl AsRef<OsStr>) -> Option<OsString> {
+    pub(crate) fn remove(&mut self, name: impl AsRef<OsStr>) -> Option<OsString> {
         let name = name.as_ref();
         let index = self.vars.iter().position(|(n, _)| n == name)?;
         Some(self.vars.remove(index).1)
     }
 
     /// The variables in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
         self.vars
             .iter()
             .map(|(n, v)| (n.as_os_str(), v.as_os_str()))
     }
 
-    /// Number of variables.
-    pub fn len(&self) -> usize {
-        self.vars.len()
-    }
-
-    /// Whether no variable is set.
-    pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
-    }
-
     /// The variables in order, for `Command::envs` or `execve`.
-    pub fn into_vec(self) -> Vec<(OsString, OsString)> {
+    pub(crate) fn into_vec(self) -> Vec<(OsString, OsString)> {
         self.vars
     }
 }
@@ -105,11 +95,6 @@ impl FromIterator<(OsString, OsString)> for Env {
     }
 }
 
-/// [`load_set_environment_as`] as whoever we are.
-pub fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Result<Env> {
-    load_set_environment_as(path, env, shell, None)
-}
-
 /// Applies NixOS' `/etc/set-environment` at `path` to `env`, once.
 ///
 /// - `env` already carries a non-empty [`DONE_MARKER`] (a nested launch): `env` unchanged.
@@ -122,7 +107,7 @@ pub fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Res
 /// caller keeps `env` and prints it as a warning, so a broken file never locks anyone out. A
 /// missing file is an error too: NixOS always generates it, and a NixOS session without it
 /// finds almost no programs, which a user should hear about.
-pub fn load_set_environment_as(
+pub(crate) fn load_set_environment_as(
     path: &Path,
     env: &Env,
     shell: &Path,

@@ -20,45 +20,45 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 
 /// Where NixOS keeps the system profile's generations (`system-N-link`).
-pub const PROFILES: &str = "/nix/var/nix/profiles";
+pub(crate) const PROFILES: &str = "/nix/var/nix/profiles";
 
 /// The one-shot choice for the next start: a generation number and a newline.
-pub const CHOICE_FILE: &str = "/var/lib/nixos-wsl/next-generation";
+pub(crate) const CHOICE_FILE: &str = "/var/lib/nixos-wsl/next-generation";
 
 /// The generation this boot runs: `<number> <toplevel>`.
-pub const BOOTED_FILE: &str = "/run/nixos-wsl/generation";
+pub(crate) const BOOTED_FILE: &str = "/run/nixos-wsl/generation";
 
 /// The environment variable that picks a generation for one cold start.
-pub const ENV_VAR: &str = "NIXOS_WSL_GENERATION";
+pub(crate) const ENV_VAR: &str = "NIXOS_WSL_GENERATION";
 
 /// One `system-N-link` of the profile directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generation {
-    pub number: u32,
+pub(crate) struct Generation {
+    pub(crate) number: u32,
     /// `/nix/var/nix/profiles/system-N-link`.
-    pub link: PathBuf,
+    pub(crate) link: PathBuf,
     /// What the link resolves to, if it resolves.
-    pub toplevel: Option<PathBuf>,
+    pub(crate) toplevel: Option<PathBuf>,
     /// When the generation was made (the link's own mtime, as nixos-rebuild lists it).
-    pub created: Option<SystemTime>,
+    pub(crate) created: Option<SystemTime>,
     /// `<toplevel>/nixos-version`.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 impl Generation {
     /// Its activation script.
-    pub fn activate(&self) -> PathBuf {
+    pub(crate) fn activate(&self) -> PathBuf {
         self.link.join("activate")
     }
 
     /// Its systemd (NixOS' toplevel links the systemd package as `systemd`).
-    pub fn systemd(&self) -> PathBuf {
+    pub(crate) fn systemd(&self) -> PathBuf {
         self.link.join("systemd/lib/systemd/systemd")
     }
 
     /// Why this generation cannot boot, if it cannot: it must resolve into the Nix store and
     /// have an executable `activate` and systemd.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         let n = self.number;
         let Some(toplevel) = &self.toplevel else {
             return Err(format!(
@@ -86,7 +86,7 @@ impl Generation {
 }
 
 /// `system-N-link` → N (no leading zeros, no sign: what Nix writes).
-pub fn link_number(name: &str) -> Option<u32> {
+pub(crate) fn link_number(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("system-")?.strip_suffix("-link")?;
     if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -95,7 +95,7 @@ pub fn link_number(name: &str) -> Option<u32> {
 }
 
 /// Every generation in `profiles`, oldest first. Unreadable entries are skipped.
-pub fn list(profiles: &Path) -> Vec<Generation> {
+pub(crate) fn list(profiles: &Path) -> Vec<Generation> {
     let mut out: Vec<Generation> = fs::read_dir(profiles)
         .into_iter()
         .flatten()
@@ -124,13 +124,13 @@ pub fn list(profiles: &Path) -> Vec<Generation> {
 }
 
 /// The current generation: the one `system` links to.
-pub fn current(profiles: &Path) -> Option<u32> {
+pub(crate) fn current(profiles: &Path) -> Option<u32> {
     let target = fs::read_link(profiles.join("system")).ok()?;
     link_number(target.file_name()?.to_str()?)
 }
 
 /// The generation before the current one (what `--rollback` boots).
-pub fn previous(generations: &[Generation], current: u32) -> Option<u32> {
+pub(crate) fn previous(generations: &[Generation], current: u32) -> Option<u32> {
     generations
         .iter()
         .map(|g| g.number)
@@ -140,7 +140,7 @@ pub fn previous(generations: &[Generation], current: u32) -> Option<u32> {
 
 /// A generation number as a user writes it (argument, environment, choice file); the error
 /// says what is wrong.
-pub fn parse_number(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_number(text: &str) -> Result<u32, String> {
     let t = text.trim();
     match t.parse::<u32>() {
         Ok(n) if n > 0 => Ok(n),
@@ -152,7 +152,7 @@ pub fn parse_number(text: &str) -> Result<u32, String> {
 
 /// What a cold start boots.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// The current generation, as configured.
     Current,
     /// Generation N, asked for by `source` (the environment or the recorded choice).
@@ -162,7 +162,7 @@ pub enum Choice {
 /// Decides what a cold start boots from the launch's `NIXOS_WSL_GENERATION` (namespace mode;
 /// it wins) and the recorded choice file's contents. A bad value is reported (the returned
 /// message) and the current generation boots: nothing is guessed.
-pub fn choose(env: Option<&str>, recorded: Option<&str>) -> (Choice, Option<String>) {
+pub(crate) fn choose(env: Option<&str>, recorded: Option<&str>) -> (Choice, Option<String>) {
     if let Some(v) = env.filter(|v| !v.is_empty()) {
         return match parse_number(v) {
             Ok(number) => (
@@ -200,7 +200,7 @@ pub fn choose(env: Option<&str>, recorded: Option<&str>) -> (Choice, Option<Stri
 
 /// Takes the one-shot choice, if any: renamed aside before it is used, so it applies to this
 /// start only. An unreadable file is reported and left alone.
-pub fn take_recorded() -> Result<Option<String>, String> {
+pub(crate) fn take_recorded() -> Result<Option<String>, String> {
     let path = Path::new(CHOICE_FILE);
     match fs::symlink_metadata(path) {
         Err(_) => return Ok(None),
@@ -222,9 +222,9 @@ pub fn take_recorded() -> Result<Option<String>, String> {
 
 /// What a cold start boots, decided before its activation ([`prepare`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Boot {
-    pub number: Option<u32>,
-    pub toplevel: Option<PathBuf>,
+pub(crate) struct Boot {
+    pub(crate) number: Option<u32>,
+    pub(crate) toplevel: Option<PathBuf>,
     /// A chosen generation's systemd (after its activation, which may reload the config).
     systemd: Option<PathBuf>,
 }
@@ -232,7 +232,7 @@ pub struct Boot {
 /// At a cold start, before the activation: decides the generation (see [`choose`]; the
 /// recorded choice is consumed unless the environment overrides it) and points `config` at
 /// its activation. A choice that cannot boot is reported and the current generation boots.
-pub fn prepare(config: &mut Config, env: Option<&str>) -> Boot {
+pub(crate) fn prepare(config: &mut Config, env: Option<&str>) -> Boot {
     let profiles = Path::new(PROFILES);
     let recorded = if env.is_some_and(|v| !v.is_empty()) {
         None
@@ -280,7 +280,7 @@ pub fn prepare(config: &mut Config, env: Option<&str>) -> Boot {
 
 impl Boot {
     /// After the activation: a chosen generation's systemd, and the record of this boot.
-    pub fn finish(&self, config: &mut Config) {
+    pub(crate) fn finish(&self, config: &mut Config) {
         if let Some(systemd) = &self.systemd {
             config.systemd = systemd.clone();
         }
@@ -313,7 +313,7 @@ pub(crate) fn activate_boot(config: &mut Config, env: Option<&str>) -> anyhow::R
 }
 
 /// Records the generation this boot runs.
-pub fn record_booted(number: u32, toplevel: &Path) {
+pub(crate) fn record_booted(number: u32, toplevel: &Path) {
     let line = format!("{number} {}\n", toplevel.display());
     if let Err(e) = crate::sys::state::write_atomic(Path::new(BOOTED_FILE), line.as_bytes()) {
         log::warn!("cannot record the booted generation: {e:#}");
@@ -321,7 +321,7 @@ pub fn record_booted(number: u32, toplevel: &Path) {
 }
 
 /// The generation this boot runs, as recorded: `(number, toplevel)`.
-pub fn booted() -> Option<(u32, PathBuf)> {
+pub(crate) fn booted() -> Option<(u32, PathBuf)> {
     let text = fs::read_to_string(BOOTED_FILE).ok()?;
     let (n, path) = text.trim_end().split_once(' ')?;
     Some((n.parse().ok()?, PathBuf::from(path)))
@@ -329,7 +329,7 @@ pub fn booted() -> Option<(u32, PathBuf)> {
 
 /// The sentence a failure message ends with: how to boot the previous generation (from
 /// Windows, through the static CLI, which needs neither PATH nor the user's shell).
-pub fn rollback_hint(profiles: &Path, distro: Option<&str>) -> Option<String> {
+pub(crate) fn rollback_hint(profiles: &Path, distro: Option<&str>) -> Option<String> {
     let current = current(profiles)?;
     let previous = previous(&list(profiles), current)?;
     let distro = distro.unwrap_or("NixOS");
@@ -339,7 +339,7 @@ pub fn rollback_hint(profiles: &Path, distro: Option<&str>) -> Option<String> {
 }
 
 /// Seconds since the epoch of a time, for listings.
-pub fn epoch_secs(t: SystemTime) -> u64 {
+pub(crate) fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()

@@ -21,9 +21,9 @@
 //! logged and the boot goes on; nothing panics or exits, because PID 1 exiting ends the
 //! distribution. Every fd we open is close-on-exec, so systemd inherits only WSL's 0-2.
 
-pub mod exec;
-pub mod mounts;
-pub mod reaper;
+pub(crate) mod exec;
+pub(crate) mod mounts;
+pub(crate) mod reaper;
 
 use std::ffi::OsString;
 use std::path::Path;

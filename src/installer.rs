@@ -19,9 +19,9 @@
 
 pub mod extract;
 pub mod handover;
-pub mod layout;
+pub(crate) mod layout;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -42,8 +42,8 @@ use layout::Manifest;
 /// How an installation is run.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub progress: progress::Mode,
-    pub owners: Owners,
+    pub(crate) progress: progress::Mode,
+    pub(crate) owners: Owners,
     /// Test hook: stop after this many steps (one per entry, then one per commit step).
     pub stop_after: Option<u64>,
     /// With `stop_after`: die by SIGKILL instead of returning an error, a real crash.
@@ -72,7 +72,7 @@ pub enum Outcome {
 
 /// The phase to resume, from what is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Fresh,
     Resume,
     Commit,
@@ -82,7 +82,7 @@ pub enum State {
 
 /// Decides the phase from the presence of the installer's files. The manifest is removed only
 /// after the journal is safely written, so "manifest present" always means "extract (again)".
-pub fn decide_state(dir: bool, manifest: bool, marker: bool, journal: bool) -> State {
+pub(crate) fn decide_state(dir: bool, manifest: bool, marker: bool, journal: bool) -> State {
     match (dir, manifest, marker, journal) {
         (false, ..) => State::Installed,
         (true, true, false, _) => State::Fresh,
@@ -94,7 +94,7 @@ pub fn decide_state(dir: bool, manifest: bool, marker: bool, journal: bool) -> S
 
 /// The embedded tarball does not match its manifest.
 #[derive(Debug)]
-pub struct Damaged(pub String);
+pub struct Damaged(pub(crate) String);
 
 impl std::fmt::Display for Damaged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,7 +162,7 @@ fn remove(dir: RawFd, name: &str) -> Result<()> {
 }
 
 /// Checks the embedded tarball against the manifest; returns it opened and rewound.
-pub fn verify_embedded(dir: RawFd, manifest: &Manifest) -> Result<File> {
+pub(crate) fn verify_embedded(dir: RawFd, manifest: &Manifest) -> Result<File> {
     let fd = match open_at(
         dir,
         layout::ROOTFS.as_bytes(),

@@ -8,24 +8,24 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod activation;
+pub(crate) mod activation;
 pub mod cli;
 pub mod config;
 pub mod environment;
-pub mod generation;
+pub(crate) mod generation;
 pub mod init;
 pub mod installer;
 pub(crate) mod launch;
 pub mod logging;
 pub(crate) mod namespace;
-pub mod paths;
-pub mod pid1;
-pub mod session;
+pub(crate) mod paths;
+pub(crate) mod pid1;
+pub(crate) mod session;
 pub mod shell;
-pub mod supervise;
+pub(crate) mod supervise;
 pub(crate) mod sys;
-pub mod systemd;
+pub(crate) mod systemd;
 pub mod tar;
 pub mod tarball;
-pub mod welcome;
-pub mod wslconf;
+pub(crate) mod welcome;
+pub(crate) mod wslconf;

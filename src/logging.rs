@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 /// The environment variable holding the log filter.
-pub const LOG_ENV: &str = "NIXOS_WSL_LOG";
+pub(crate) const LOG_ENV: &str = "NIXOS_WSL_LOG";
 
 /// The kernel truncates longer `/dev/kmsg` records; we split before it does.
 const KMSG_MAX: usize = 900;
@@ -133,7 +133,7 @@ pub fn init_with_levels(program: &'static str) {
 /// Installs the logger for PID 1: `/dev/kmsg` if it can be opened, else stderr; `info` and
 /// worse by default (nobody sees these lines unless they look for them); lines for the log
 /// file are kept until [`attach_file`].
-pub fn init_pid1(program: &'static str) {
+pub(crate) fn init_pid1(program: &'static str) {
     let kmsg = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
@@ -143,7 +143,7 @@ pub fn init_pid1(program: &'static str) {
 }
 
 /// PID 1's defaults, with stderr as the only sink (not PID 1: a person ran it).
-pub fn init_pid1_stderr(program: &'static str) {
+pub(crate) fn init_pid1_stderr(program: &'static str) {
     install(program, false, LevelFilter::Info, None);
 }
 
@@ -172,7 +172,7 @@ fn install(program: &'static str, levels: bool, default: LevelFilter, kmsg: Opti
 
 /// Adds the log file (appending, close-on-exec, only a regular file: never through a link,
 /// never blocking on a FIFO). A failure is reported through the other sinks.
-pub fn attach_file(path: &Path) {
+pub(crate) fn attach_file(path: &Path) {
     let file = crate::sys::state::open_log(path);
     let mut sinks = LOGGER.sinks.lock().unwrap_or_else(|e| e.into_inner());
     let pending = sinks.pending.take().unwrap_or_default();
@@ -191,7 +191,7 @@ pub fn attach_file(path: &Path) {
 }
 
 /// The syslog priority of a level (`<3>` err, `<4>` warning, `<6>` info, `<7>` debug).
-pub fn priority(level: Level) -> u8 {
+pub(crate) fn priority(level: Level) -> u8 {
     match level {
         Level::Error => 3,
         Level::Warn => 4,
@@ -202,7 +202,7 @@ pub fn priority(level: Level) -> u8 {
 
 /// The `/dev/kmsg` records for one message: one per line, each `<pri><program>: ...`, long
 /// lines cut at a character boundary.
-pub fn kmsg_records(program: &str, level: Level, message: &str) -> Vec<String> {
+pub(crate) fn kmsg_records(program: &str, level: Level, message: &str) -> Vec<String> {
     let pri = priority(level);
     message
         .lines()

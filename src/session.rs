@@ -10,19 +10,19 @@ use anyhow::{anyhow, Context, Result};
 use nix::unistd::{Gid, Group, Uid, User};
 
 /// Exit code when not even a fallback shell could be exec'd (as shells use for "not found").
-pub const EXIT_NO_SHELL: i32 = 127;
+pub(crate) const EXIT_NO_SHELL: i32 = 127;
 
 /// How WSL (or sudo, su, ssh, an editor) invoked us, as far as the shell we exec cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// `argv[0]` started with `-`: a login shell (`wsl -d X`, `su -`, `sudo -i`).
-    pub login: bool,
+    pub(crate) login: bool,
     /// Everything after `argv[0]`, verbatim (`-c <string>` for `wsl -- cmd`).
-    pub args: Vec<OsString>,
+    pub(crate) args: Vec<OsString>,
 }
 
 impl Invocation {
-    pub fn from_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation {
+    pub(crate) fn from_argv(argv: impl IntoIterator<Item = OsString>) -> Invocation {
         let mut argv = argv.into_iter();
         let login = argv
             .next()
@@ -36,7 +36,7 @@ impl Invocation {
     /// The argv for `shell`: `-<basename>` for a login shell (as WSL and login(1) do), else the
     /// shell's path; then our arguments unchanged, so `-c <string>` reaches the shell exactly
     /// as WSL passed it (no re-quoting, no `exec` prefix, no joining: NixOS-WSL #3, #167).
-    pub fn argv_for(&self, shell: &Path) -> Vec<OsString> {
+    pub(crate) fn argv_for(&self, shell: &Path) -> Vec<OsString> {
         let argv0 = if self.login {
             let mut a0 = OsString::from("-");
             a0.push(shell.file_name().unwrap_or(shell.as_os_str()));
@@ -52,25 +52,25 @@ impl Invocation {
 
 /// A passwd entry, as much of it as a session needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub name: String,
-    pub uid: Uid,
-    pub gid: Gid,
-    pub home: PathBuf,
-    pub shell: PathBuf,
+pub(crate) struct Account {
+    pub(crate) name: String,
+    pub(crate) uid: Uid,
+    pub(crate) gid: Gid,
+    pub(crate) home: PathBuf,
+    pub(crate) shell: PathBuf,
 }
 
 impl Account {
     /// Looks the login name up in `/etc/passwd` (at run time: a renamed user takes effect on
     /// the next launch, NixOS-WSL #147, #434).
-    pub fn by_name(name: &str) -> Result<Account> {
+    pub(crate) fn by_name(name: &str) -> Result<Account> {
         let user = User::from_name(name)
             .with_context(|| format!("looking up user {name:?}"))?
             .ok_or_else(|| anyhow!("user {name:?} does not exist in /etc/passwd"))?;
         Ok(Account::from(user))
     }
 
-    pub fn by_uid(uid: Uid) -> Result<Account> {
+    pub(crate) fn by_uid(uid: Uid) -> Result<Account> {
         let user = User::from_uid(uid)
             .with_context(|| format!("looking up uid {uid}"))?
             .ok_or_else(|| anyhow!("uid {uid} does not exist in /etc/passwd"))?;
@@ -78,7 +78,7 @@ impl Account {
     }
 
     /// What WSL itself uses when no passwd entry resolves: root, home `/`, shell `/bin/sh`.
-    pub fn wsl_fallback_root() -> Account {
+    pub(crate) fn wsl_fallback_root() -> Account {
         Account {
             name: "root".into(),
             uid: Uid::from_raw(0),
@@ -102,7 +102,7 @@ impl From<User> for Account {
 }
 
 /// Shells tried, in order, when the passwd shell is ours, missing or not executable.
-pub const FALLBACK_SHELLS: [&str; 4] = [
+pub(crate) const FALLBACK_SHELLS: [&str; 4] = [
     "/run/current-system/sw/bin/bash",
     "/bin/bash",
     "/usr/bin/bash",
@@ -114,7 +114,7 @@ pub const FALLBACK_SHELLS: [&str; 4] = [
 /// program, and records the real shell as the link `<dir>/shell` next to `bin/`: WSL's argv[0]
 /// (`-zsh`) and `$SHELL` then name the user's shell, and the passwd entry alone says which
 /// one to run, whatever generation wrote it. `None` when `passwd` is not laid out that way.
-pub fn wrapped_shell(passwd: &Path) -> Option<PathBuf> {
+pub(crate) fn wrapped_shell(passwd: &Path) -> Option<PathBuf> {
     let bin = passwd.parent()?;
     if bin.file_name()? != "bin" {
         return None;
@@ -129,7 +129,7 @@ pub fn wrapped_shell(passwd: &Path) -> Option<PathBuf> {
 /// empty one means `/bin/sh` (WSL's rule); ours is replaced by the shell its link stands for,
 /// else by the configured real shell (`shell` of configurations written before per-shell
 /// links). Returns the candidates and, when the passwd shell could not be used, why.
-pub fn shell_candidates(
+pub(crate) fn shell_candidates(
     account: &Account,
     configured: Option<&Path>,
     is_self: &dyn Fn(&Path) -> bool,
@@ -191,7 +191,7 @@ const PER_USER: [&str; 7] = [
 /// `account`. `runtime_dir` is `/run/user/<uid>` when it exists (the user manager runs), so
 /// `systemctl --user` works in interactive and `-c` sessions; otherwise none is set (never
 /// root's, never WSLg's).
-pub fn session_env(
+pub(crate) fn session_env(
     inherited: &[(OsString, OsString)],
     account: &Account,
     shell: &Path,
@@ -217,7 +217,7 @@ pub fn session_env(
 }
 
 /// Replaces (or adds) one variable, keeping the others' order.
-pub fn with_var(
+pub(crate) fn with_var(
     mut env: Vec<(OsString, OsString)>,
     key: &str,
     value: &OsStr,
@@ -230,7 +230,7 @@ pub fn with_var(
 /// Directories to try as the working directory, in order: the caller's (unless it is root's
 /// home and the target is not root), the user's home, `/`. Each is tried *as the user*, so a
 /// directory the user cannot enter is skipped silently (NixOS-WSL #72).
-pub fn cwd_candidates(caller: Option<&Path>, account: &Account) -> Vec<PathBuf> {
+pub(crate) fn cwd_candidates(caller: Option<&Path>, account: &Account) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(cwd) = caller {
         if !cwd.starts_with("/root") || account.uid.is_root() {
@@ -244,21 +244,21 @@ pub fn cwd_candidates(caller: Option<&Path>, account: &Account) -> Vec<PathBuf> 
 
 /// Everything needed to start the session; built before the fork, performed by `exec`.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub account: Account,
+pub(crate) struct Plan {
+    pub(crate) account: Account,
     /// Switch from root to `account` (initgroups, setgid, setuid) and hand it the terminal.
-    pub switch_user: bool,
-    pub shells: Vec<PathBuf>,
-    pub invocation: Invocation,
+    pub(crate) switch_user: bool,
+    pub(crate) shells: Vec<PathBuf>,
+    pub(crate) invocation: Invocation,
     /// The environment without `SHELL`, which is set per tried shell.
-    pub env: Vec<(OsString, OsString)>,
-    pub cwds: Vec<PathBuf>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) cwds: Vec<PathBuf>,
     /// Run this command (argv, looked up in the session's PATH) instead of a shell
     /// (`nixos-wsl exec`).
-    pub command: Option<Vec<OsString>>,
+    pub(crate) command: Option<Vec<OsString>>,
     /// A login shell of an image that welcomes its users: show the welcome if this is the
     /// user's first interactive login ([`crate::welcome`]).
-    pub welcome: bool,
+    pub(crate) welcome: bool,
 }
 
 /// When the session could only start in `/` although something else was tried first, and the
@@ -282,7 +282,7 @@ fn home_note(cwds: &[PathBuf], landed: Option<&PathBuf>, account: &Account) -> O
 
 /// Performs the plan: terminal, credentials, working directory, signals, exec. Returns only on
 /// failure (every shell failed to exec), with the reason.
-pub fn exec(plan: &Plan) -> anyhow::Error {
+pub(crate) fn exec(plan: &Plan) -> anyhow::Error {
     if plan.switch_user {
         if let Err(e) = become_user(&plan.account) {
             return e;
@@ -405,7 +405,7 @@ fn become_user(account: &Account) -> Result<()> {
 }
 
 /// The distribution's name WSL passes (`WSL_DISTRO_NAME`), for messages (`wsl -t <name>`).
-pub fn distro_name() -> String {
+pub(crate) fn distro_name() -> String {
     std::env::var("WSL_DISTRO_NAME")
         .ok()
         .filter(|n| !n.is_empty())
@@ -414,13 +414,13 @@ pub fn distro_name() -> String {
 
 /// Recognises this program by file identity (device + inode of `/proc/self/exe`), so a
 /// symlink or another path to it is caught too.
-pub fn self_identity() -> Option<(u64, u64)> {
+pub(crate) fn self_identity() -> Option<(u64, u64)> {
     std::fs::metadata("/proc/self/exe")
         .ok()
         .map(|m| (m.dev(), m.ino()))
 }
 
-pub fn is_same_file(path: &Path, identity: Option<(u64, u64)>) -> bool {
+pub(crate) fn is_same_file(path: &Path, identity: Option<(u64, u64)>) -> bool {
     match (std::fs::metadata(path), identity) {
         (Ok(m), Some(id)) => (m.dev(), m.ino()) == id,
         _ => false,
@@ -428,7 +428,7 @@ pub fn is_same_file(path: &Path, identity: Option<(u64, u64)>) -> bool {
 }
 
 /// An existing regular file the current process may execute.
-pub fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file())
         && nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok()
 }

@@ -31,17 +31,17 @@ use crate::{activation, generation, systemd};
 /// Recovery switches, read from the environment WSL passes (Windows users set them through
 /// `WSLENV`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `NIXOS_WSL_SYSTEMD=off`: do not start or enter systemd at all.
-    pub systemd_off: bool,
+    pub(crate) systemd_off: bool,
     /// `NIXOS_WSL_USER=<name>`: run this user's shell instead of the configured user's.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// `NIXOS_WSL_GENERATION=<n>`: boot this generation if this launch starts the system.
-    pub generation: Option<String>,
+    pub(crate) generation: Option<String>,
 }
 
 impl Overrides {
-    pub fn from_env(env: &[(OsString, OsString)]) -> Overrides {
+    pub(crate) fn from_env(env: &[(OsString, OsString)]) -> Overrides {
         let get = |key: &str| {
             env.iter()
                 .find(|(k, _)| k.as_bytes() == key.as_bytes())
@@ -136,7 +136,7 @@ pub fn main(argv: Vec<OsString>) -> ! {
 /// namespace, and the PID namespace of our next child). Returns the still-held lock.
 /// `config` is re-read if the activation ran: it may have installed a newer generation's.
 /// `generation`: `NIXOS_WSL_GENERATION` of this launch, for a cold start ([`generation`]).
-pub fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLock> {
+pub(crate) fn bring_up(config: &mut Config, generation: Option<&str>) -> Result<StateLock> {
     let deadline = Instant::now() + config.timeout;
     namespace::prepare_state_dir()?;
     // Waiters allow for one holder's full wait plus its activation.
@@ -230,7 +230,7 @@ fn start_systemd(config: &Config, deadline: Instant) -> Result<()> {
 
 /// Step 4: fork the session into the joined namespace, release the lock, supervise, and end
 /// like the session ended.
-pub fn enter(lock: StateLock, plan: Plan) -> ! {
+pub(crate) fn enter(lock: StateLock, plan: Plan) -> ! {
     let supervisor = match Supervisor::prepare() {
         Ok(s) => s,
         Err(e) => {
@@ -263,7 +263,7 @@ pub fn enter(lock: StateLock, plan: Plan) -> ! {
 }
 
 /// The plan for the configured user's session (root switches to them).
-pub fn session_plan(
+pub(crate) fn session_plan(
     config: &Config,
     account: Account,
     invocation: Invocation,
@@ -366,7 +366,7 @@ fn candidates(config: &Config, account: &Account) -> (Vec<std::path::PathBuf>, O
 }
 
 /// "; to boot the previous generation N, run ..." for failure messages (empty without one).
-pub fn rollback_hint() -> String {
+pub(crate) fn rollback_hint() -> String {
     generation::rollback_hint(
         Path::new(generation::PROFILES),
         Some(&session::distro_name()),

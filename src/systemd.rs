@@ -41,26 +41,24 @@ const SYSTEMD_ENV: &[&str] = &["container=wsl", "container_host_id=windows"];
 
 /// PID 1 of a new namespace, waiting for the go-ahead to exec systemd. Dropping it without
 /// [`Pending::release`] closes the go pipe: the init exits and no systemd ever runs.
-pub struct Pending {
+pub(crate) struct Pending {
     /// The init's PID in the launcher's PID namespace.
-    pub pid: Pid,
+    pub(crate) pid: Pid,
     go: OwnedFd,
     notify: OwnedFd,
 }
 
 /// A systemd that was started and has not yet been seen ready.
-pub struct Started {
+pub(crate) struct Started {
     /// Our end of `$NOTIFY_SOCKET`.
     notify: OwnedFd,
     /// Becomes readable when systemd exits.
     pidfd: OwnedFd,
-    /// systemd's PID in the launcher's PID namespace.
-    pub pid: Pid,
 }
 
 /// How the wait for systemd ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// `READY=1` arrived: the boot finished (possibly degraded).
     Ready,
     /// systemd exited before becoming ready.
@@ -72,7 +70,7 @@ pub enum Outcome {
 /// Creates a new PID + mount namespace whose PID 1 will exec `systemd` once released. Must be
 /// called with the state lock held; the caller names the namespace (binds its handle) before
 /// releasing it, so no systemd can run that no handle names.
-pub fn spawn(systemd: &Path) -> Result<Pending> {
+pub(crate) fn spawn(systemd: &Path) -> Result<Pending> {
     check_executable(systemd)?;
     let log = crate::sys::state::open_log(Path::new(SYSTEMD_LOG))?;
     let notify = notify_socket()?;
@@ -119,7 +117,7 @@ pub fn spawn(systemd: &Path) -> Result<Pending> {
 
 impl Pending {
     /// Lets PID 1 exec systemd.
-    pub fn release(self) -> Result<Started> {
+    pub(crate) fn release(self) -> Result<Started> {
         let pid = self.pid;
         let pidfd = crate::sys::pidfd::open(pid).with_context(|| {
             format!("systemd's process (pid {pid}) exited early; see {SYSTEMD_LOG}")
@@ -130,7 +128,6 @@ impl Pending {
         Ok(Started {
             notify: self.notify,
             pidfd,
-            pid,
         })
     }
 }
@@ -273,7 +270,7 @@ fn notify_socket() -> Result<OwnedFd> {
 impl Started {
     /// Waits until systemd sends `READY=1`, exits, or `deadline` passes. Prints one progress
     /// line on stderr if the wait exceeds a second (never on stdout, never on the happy path).
-    pub fn wait(&self, deadline: Instant) -> Outcome {
+    pub(crate) fn wait(&self, deadline: Instant) -> Outcome {
         let mut deadline = Deadline::at(deadline)
             .telling(|| eprintln!("nixos-wsl: waiting for systemd to finish booting..."));
         loop {
@@ -307,7 +304,7 @@ impl Started {
 }
 
 /// `sd_notify` datagrams are newline-separated `KEY=VALUE` assignments.
-pub fn notification_says_ready(datagram: &[u8]) -> bool {
+pub(crate) fn notification_says_ready(datagram: &[u8]) -> bool {
     datagram
         .split(|&b| b == b'\n')
         .any(|line| line == b"READY=1")
@@ -316,7 +313,7 @@ pub fn notification_says_ready(datagram: &[u8]) -> bool {
 /// For a launch that finds systemd alive but no readiness record (its starter was killed or
 /// gave up): asks systemd itself, `systemctl is-system-running --wait`, bounded by `deadline`.
 /// Must run after joining the namespace. True when the boot finished (running or degraded).
-pub fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
+pub(crate) fn wait_with_systemctl(systemd: &Path, deadline: Instant) -> bool {
     let Some(systemctl) = systemctl_for(systemd) else {
         log::warn!(
             "no systemctl next to {}; not waiting for systemd",
@@ -358,7 +355,7 @@ fn systemctl_wait_once(systemctl: &Path, deadline: Instant) -> Option<bool> {
 
 /// `systemctl` of the same systemd package: `<pkg>/lib/systemd/systemd` -> `<pkg>/bin/systemctl`,
 /// else the usual locations.
-pub fn systemctl_for(systemd: &Path) -> Option<PathBuf> {
+pub(crate) fn systemctl_for(systemd: &Path) -> Option<PathBuf> {
     let sibling = systemd
         .parent()?
         .parent()?

@@ -8,6 +8,6 @@ pub mod cli;
 pub mod ico;
 pub mod image;
 pub mod index;
-pub mod manifest;
-pub mod rootfs;
+pub(crate) mod manifest;
+pub(crate) mod rootfs;
 pub mod verify;

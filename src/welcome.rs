@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// The text, for the distribution WSL calls `distro`.
-pub fn text(distro: &str) -> String {
+pub(crate) fn text(distro: &str) -> String {
     format!(
         "Welcome to NixOS on WSL.\n\
          \n\
@@ -24,7 +24,7 @@ pub fn text(distro: &str) -> String {
 }
 
 /// The marker: `$XDG_STATE_HOME/nixos-wsl/welcome`, by default under `~/.local/state`.
-pub fn marker(home: &Path, state_home: Option<&Path>) -> PathBuf {
+pub(crate) fn marker(home: &Path, state_home: Option<&Path>) -> PathBuf {
     state_home
         .filter(|p| p.is_absolute())
         .map_or_else(|| home.join(".local/state"), Path::to_path_buf)
@@ -33,7 +33,7 @@ pub fn marker(home: &Path, state_home: Option<&Path>) -> PathBuf {
 
 /// Shows the welcome on stderr if stdin and stderr are terminals and the marker can be
 /// created now (as the session's user, who owns it); says nothing otherwise.
-pub fn show_once(home: &Path, state_home: Option<&Path>, distro: &str) {
+pub(crate) fn show_once(home: &Path, state_home: Option<&Path>, distro: &str) {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return;
     }

@@ -13,7 +13,7 @@ use std::fmt;
 
 /// The type of a known key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueType {
+pub(crate) enum ValueType {
     Bool,
     /// `strtol(value, 0)`: decimal, `0x` hex or `0` octal.
     Int,
@@ -23,7 +23,7 @@ pub enum ValueType {
 }
 
 /// Keys of `/etc/wsl.conf`, from WSL's `WslDistributionConfig.cpp`.
-pub const WSL_CONF_KEYS: &[(&str, ValueType)] = &[
+pub(crate) const WSL_CONF_KEYS: &[(&str, ValueType)] = &[
     ("automount.enabled", ValueType::Bool),
     ("automount.root", ValueType::String),
     ("automount.options", ValueType::String),
@@ -52,7 +52,7 @@ pub const WSL_CONF_KEYS: &[(&str, ValueType)] = &[
 ];
 
 /// Keys of `/etc/wsl-distribution.conf` (WSL >= 2.4.4 `.wsl` files).
-pub const DISTRIBUTION_CONF_KEYS: &[(&str, ValueType)] = &[
+pub(crate) const DISTRIBUTION_CONF_KEYS: &[(&str, ValueType)] = &[
     ("oobe.command", ValueType::String),
     ("oobe.defaultUid", ValueType::Int),
     ("oobe.defaultName", ValueType::String),
@@ -64,15 +64,15 @@ pub const DISTRIBUTION_CONF_KEYS: &[(&str, ValueType)] = &[
 
 /// A parsed setting: the canonical key name (as in the key table) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Setting {
-    pub key: &'static str,
-    pub value: String,
-    pub line: usize,
+pub(crate) struct Setting {
+    pub(crate) key: &'static str,
+    pub(crate) value: String,
+    pub(crate) line: usize,
 }
 
 /// Something WSL would print about the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Parsing stopped here; later lines are ignored by WSL.
     Syntax {
         line: usize,
@@ -96,23 +96,14 @@ pub enum Problem {
 }
 
 impl Problem {
-    pub fn line(&self) -> usize {
-        match self {
-            Problem::Syntax { line, .. }
-            | Problem::UnknownKey { line, .. }
-            | Problem::Duplicate { line, .. }
-            | Problem::InvalidValue { line, .. } => *line,
-        }
-    }
-
     /// Syntax errors and unknown keys are errors (WSL ignores the rest of the file, or the
     /// setting); duplicates and invalid values only lose that one setting.
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         matches!(self, Problem::Syntax { .. } | Problem::UnknownKey { .. })
     }
 
     /// The message, in WSL's words where WSL has some.
-    pub fn message(&self, file: &str) -> String {
+    pub(crate) fn message(&self, file: &str) -> String {
         match self {
             Problem::Syntax { line, what } => {
                 format!("{file}:{line}: syntax error ({what}); WSL ignores this line and everything after it")
@@ -142,14 +133,14 @@ impl fmt::Display for Problem {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Parsed {
-    pub settings: Vec<Setting>,
-    pub problems: Vec<Problem>,
+pub(crate) struct Parsed {
+    pub(crate) settings: Vec<Setting>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Parsed {
     /// The value of `key` (canonical spelling), if set.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.settings
             .iter()
             .find(|s| s.key.eq_ignore_ascii_case(key))
@@ -158,7 +149,7 @@ impl Parsed {
 }
 
 /// WSL's boolean: `1`, `0`, `true`, `false` (case-insensitive).
-pub fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     if value == "1" || value.eq_ignore_ascii_case("true") {
         Some(true)
     } else if value == "0" || value.eq_ignore_ascii_case("false") {
@@ -169,7 +160,7 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// `strtol(value, &end, 0)` with the whole string consumed and an `int` result.
-pub fn parse_int(value: &str) -> Option<i32> {
+pub(crate) fn parse_int(value: &str) -> Option<i32> {
     let t = value.trim_start();
     let (neg, t) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -202,7 +193,7 @@ fn check_value(ty: ValueType, value: &str) -> Option<String> {
 }
 
 /// Parses `text` against `keys`.
-pub fn parse(text: &[u8], keys: &[(&'static str, ValueType)]) -> Parsed {
+pub(crate) fn parse(text: &[u8], keys: &[(&'static str, ValueType)]) -> Parsed {
     let mut out = Parsed::default();
     let mut seen: Vec<(&'static str, usize)> = Vec::new();
     let mut section = String::new();

@@ -18,7 +18,7 @@ use crate::generation;
 use crate::paths::{ACTIVATION_LOG, CONFIG_FILE, STATE_DIR};
 use crate::wslconf;
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl doctor [--json]
 
 Checks the distribution, read-only, and says for each check ok, warn or fail, with the fix
@@ -31,10 +31,10 @@ Exit status: 0 all ok, 1 warnings, 2 failures (and 2 for usage errors).
 ";
 
 /// The whole run's bound for the programs it asks (systemctl), well under 2 s.
-pub const BUDGET: Duration = Duration::from_millis(1600);
+pub(crate) const BUDGET: Duration = Duration::from_millis(1600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Warn,
     Fail,
@@ -51,12 +51,12 @@ impl Level {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub name: &'static str,
-    pub level: Level,
-    pub message: String,
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) level: Level,
+    pub(crate) message: String,
     /// What to do, for warn and fail.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 fn ok(name: &'static str, message: impl Into<String>) -> Check {
@@ -82,7 +82,7 @@ fn bad(
     }
 }
 
-pub fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
     match args {
         [] => Ok(Some(false)),
         [a] if a == "--json" => Ok(Some(true)),
@@ -109,7 +109,7 @@ fn run(json: bool) -> i32 {
 }
 
 /// 0 all ok, 1 warnings, 2 failures.
-pub fn exit_code(checks: &[Check]) -> i32 {
+pub(crate) fn exit_code(checks: &[Check]) -> i32 {
     match checks.iter().map(|c| c.level).max() {
         Some(Level::Fail) => 2,
         Some(Level::Warn) => 1,
@@ -117,7 +117,7 @@ pub fn exit_code(checks: &[Check]) -> i32 {
     }
 }
 
-pub fn render_text(checks: &[Check]) -> String {
+pub(crate) fn render_text(checks: &[Check]) -> String {
     let mut out = String::new();
     for c in checks {
         out.push_str(&format!(
@@ -140,7 +140,7 @@ pub fn render_text(checks: &[Check]) -> String {
     out
 }
 
-pub fn render_json(checks: &[Check]) -> String {
+pub(crate) fn render_json(checks: &[Check]) -> String {
     let items: Vec<String> = checks
         .iter()
         .map(|c| {

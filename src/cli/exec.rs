@@ -14,7 +14,7 @@ use crate::paths::CONFIG_FILE;
 use crate::session::{self, Account, Invocation};
 use crate::shell;
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl exec [--user USER] [--] COMMAND [ARG...]
 
 Runs COMMAND inside the systemd namespace, as root unless --user is given, starting systemd
@@ -28,16 +28,16 @@ Exit status: COMMAND's; 125 when nixos-wsl itself failed; 127 when COMMAND could
 ";
 
 /// `nixos-wsl exec` itself failed (as `env`, `chroot` and container runners use it).
-pub const EXIT_FAILED: i32 = 125;
+pub(crate) const EXIT_FAILED: i32 = 125;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    pub user: Option<String>,
-    pub command: Vec<OsString>,
+pub(crate) struct Args {
+    pub(crate) user: Option<String>,
+    pub(crate) command: Vec<OsString>,
 }
 
 /// Options come first; `--` or the first argument that is not an option starts COMMAND.
-pub fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
     let mut user = None;
     let mut i = 0;
     let utf8 = |v: &OsString| {

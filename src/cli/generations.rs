@@ -11,7 +11,7 @@ use super::render::json_string;
 use super::UsageError;
 use crate::generation::{self, Generation, CHOICE_FILE, PROFILES};
 
-pub const LIST_USAGE: &str = "\
+pub(crate) const LIST_USAGE: &str = "\
 usage: nixos-wsl generations [--json]
 
 Lists the NixOS generations of the system profile (/nix/var/nix/profiles/system-N-link):
@@ -19,7 +19,7 @@ number, date, NixOS version, and which one is current (what a normal start boots
 one this start booted.
 ";
 
-pub const BOOT_USAGE: &str = "\
+pub(crate) const BOOT_USAGE: &str = "\
 usage: nixos-wsl boot --generation N | --rollback | --default
 
 Chooses the NixOS generation the next start of the distribution boots (once; the start
@@ -35,7 +35,7 @@ Exit status: 0 recorded, 1 refused (no such generation, incomplete, not root), 2
 ";
 
 /// `--json` or nothing.
-pub fn parse_list(args: &[OsString]) -> Result<Option<bool>, UsageError> {
+pub(crate) fn parse_list(args: &[OsString]) -> Result<Option<bool>, UsageError> {
     match args {
         [] => Ok(Some(false)),
         [a] if a == "--json" => Ok(Some(true)),
@@ -46,13 +46,13 @@ pub fn parse_list(args: &[OsString]) -> Result<Option<bool>, UsageError> {
 
 /// What `boot` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BootChoice {
+pub(crate) enum BootChoice {
     Generation(u32),
     Rollback,
     Default,
 }
 
-pub fn parse_boot(args: &[OsString]) -> Result<Option<BootChoice>, UsageError> {
+pub(crate) fn parse_boot(args: &[OsString]) -> Result<Option<BootChoice>, UsageError> {
     let text = |a: &OsString| a.to_str().unwrap_or("").to_owned();
     match args {
         [a] if super::is_help(a) => Ok(None),
@@ -81,7 +81,7 @@ pub fn boot_main(args: &[OsString]) -> i32 {
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) of seconds since the epoch (Howard Hinnant's civil_from_days).
-pub fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -101,7 +101,7 @@ pub fn utc(secs: u64) -> String {
 }
 
 /// The listing, as text or JSON.
-pub fn render(
+pub(crate) fn render(
     gens: &[Generation],
     current: Option<u32>,
     booted: Option<u32>,

@@ -10,7 +10,7 @@ use super::UsageError;
 use crate::paths::INIT_LOG;
 use crate::paths::{ACTIVATION_LOG, SYSTEMD_LOG};
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl logs
 
 Prints the logs of this boot (they live in /run, so a new boot starts them afresh):
@@ -22,7 +22,7 @@ Later messages of systemd and its services are in the journal: journalctl -b.
 Exit status: 0, or 1 when a log exists but cannot be read.
 ";
 
-pub fn parse(args: &[OsString]) -> Result<Option<()>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<()>, UsageError> {
     super::no_arguments(args)
 }
 
@@ -31,7 +31,7 @@ pub fn main(args: &[OsString]) -> i32 {
 }
 
 /// The header line before each log.
-pub fn header(title: &str, path: &str) -> String {
+pub(crate) fn header(title: &str, path: &str) -> String {
     format!("==> {title}: {path} <==\n")
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::report::Status;
 
 /// `3725` -> `1h 2m 5s`; `59` -> `59s`; `86400` -> `1d 0h 0m 0s`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),
@@ -16,7 +16,7 @@ pub fn duration(secs: u64) -> String {
 }
 
 /// The human-readable report.
-pub fn status_text(s: &Status) -> String {
+pub(crate) fn status_text(s: &Status) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(out, "{k:<13}{v}");
@@ -93,7 +93,7 @@ pub fn status_text(s: &Status) -> String {
 }
 
 /// A JSON string literal.
-pub fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -122,7 +122,7 @@ fn opt_str(v: Option<&str>) -> String {
 }
 
 /// The machine-readable report: one line, stable keys, `null` for what is unknown.
-pub fn status_json(s: &Status) -> String {
+pub(crate) fn status_json(s: &Status) -> String {
     let systemd = match &s.systemd {
         None => "null".to_owned(),
         Some(sd) => format!(

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 /// Exit status when systemd is not up.
-pub const EXIT_NOT_RUNNING: i32 = 3;
+pub(crate) const EXIT_NOT_RUNNING: i32 = 3;
 /// Exit status when the state cannot be inspected.
-pub const EXIT_UNKNOWN: i32 = 4;
+pub(crate) const EXIT_UNKNOWN: i32 = 4;
 
 /// How systemd runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// In the PID + mount namespace the login shell started.
     Namespace,
     /// As PID 1 of the distribution (WSL's `[boot] systemd=true`).
@@ -19,7 +19,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Namespace => "namespace",
             Mode::WslSystemd => "wsl-systemd",
@@ -30,48 +30,48 @@ impl Mode {
 
 /// What `status` found about systemd itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Systemd {
+pub(crate) struct Systemd {
     /// Its PID in its own namespace (1).
-    pub pid_inside: Option<i32>,
+    pub(crate) pid_inside: Option<i32>,
     /// Its PID as WSL's init sees it (only known when run from outside the namespace).
-    pub pid_outside: Option<i32>,
-    pub started_secs_ago: Option<u64>,
+    pub(crate) pid_outside: Option<i32>,
+    pub(crate) started_secs_ago: Option<u64>,
     /// `systemctl is-system-running`: running, degraded, starting, stopping, ...
-    pub state: Option<String>,
-    pub failed_units: Option<u64>,
+    pub(crate) state: Option<String>,
+    pub(crate) failed_units: Option<u64>,
     /// The login shell's readiness record for this namespace: ready, gave-up.
-    pub readiness: Option<String>,
+    pub(crate) readiness: Option<String>,
 }
 
 /// Everything `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub mode: Mode,
+pub(crate) struct Status {
+    pub(crate) mode: Mode,
     /// This command runs inside systemd's PID namespace.
-    pub inside: bool,
-    pub systemd: Option<Systemd>,
+    pub(crate) inside: bool,
+    pub(crate) systemd: Option<Systemd>,
     /// Something worth a sentence (a dead namespace, a permission problem).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// `/run/current-system` exists.
-    pub current_system: bool,
+    pub(crate) current_system: bool,
     /// `/run/nixos-wsl/activated` exists: the login shell ran the activation this boot.
-    pub activated: bool,
+    pub(crate) activated: bool,
     /// (name, path, exists)
-    pub logs: Vec<(&'static str, PathBuf, bool)>,
+    pub(crate) logs: Vec<(&'static str, PathBuf, bool)>,
     /// The generation this boot runs (as recorded) and the current one.
-    pub generation: (Option<u32>, Option<u32>),
+    pub(crate) generation: (Option<u32>, Option<u32>),
 }
 
 impl Status {
     /// Up = `running` or `degraded`, as WSL's own systemd wait and the login shell count it.
-    pub fn up(&self) -> bool {
+    pub(crate) fn up(&self) -> bool {
         self.systemd
             .as_ref()
             .and_then(|s| s.state.as_deref())
             .is_some_and(|s| matches!(s, "running" | "degraded"))
     }
 
-    pub fn exit_code(&self, known: bool) -> i32 {
+    pub(crate) fn exit_code(&self, known: bool) -> i32 {
         if self.up() {
             0
         } else if known {

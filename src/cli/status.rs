@@ -17,7 +17,7 @@ use crate::namespace;
 use crate::namespace::proc as procfs;
 use crate::paths::{ACTIVATED_FILE, ACTIVATION_LOG, CONFIG_FILE, CURRENT_SYSTEM, SYSTEMD_LOG};
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl status [--json]
 
 Shows how systemd runs in this distribution: the mode (namespace: started by the login
@@ -35,11 +35,11 @@ Exit status: 0 systemd is up (running or degraded), 3 it is not, 4 cannot tell (
 const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    pub json: bool,
+pub(crate) struct Args {
+    pub(crate) json: bool,
 }
 
-pub fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
     let mut json = false;
     for a in args {
         match a.as_bytes() {
@@ -55,7 +55,7 @@ pub fn main(args: &[OsString]) -> i32 {
     super::dispatch("status", USAGE, args, parse, run)
 }
 
-pub use super::report::{Mode, Status, Systemd, EXIT_NOT_RUNNING, EXIT_UNKNOWN};
+pub(crate) use super::report::{Mode, Status, Systemd};
 
 fn run(args: Args) -> i32 {
     let (status, known) = inspect();
@@ -74,7 +74,7 @@ fn inspect() -> (Status, bool) {
 /// Looks at everything, giving each systemctl call `timeout`; the boolean is false when the
 /// mode could not be determined. From outside the namespace this joins it (as root), so
 /// later commands of this process run there too.
-pub fn inspect_with(timeout: Duration) -> (Status, bool) {
+pub(crate) fn inspect_with(timeout: Duration) -> (Status, bool) {
     let exists = |p: &str| std::fs::symlink_metadata(p).is_ok();
     let mut status = Status {
         mode: Mode::None,
@@ -194,6 +194,7 @@ fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::report::{EXIT_NOT_RUNNING, EXIT_UNKNOWN};
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -16,7 +16,7 @@ use super::{Place, UsageError};
 use crate::namespace::{self, StateLock};
 use crate::sys::deadline::Deadline;
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl stop [--timeout SECONDS]
 
 Powers off the systemd that the login shell started in its namespace, waits for it to exit
@@ -31,17 +31,17 @@ Exit status: 0 stopped (or nothing was running), 1 refused or failed.
 /// systemd's \"power off\" signal, SIGRTMIN+4 (systemd(1)). Spelled as a number: systemd is
 /// built against glibc, whose SIGRTMIN is 34, while this program may be built against musl,
 /// whose SIGRTMIN is 35 (there `SIGRTMIN()+4` would be systemd's SIGRTMIN+5, reboot).
-pub const POWEROFF_SIGNAL: i32 = 34 + 4;
+pub(crate) const POWEROFF_SIGNAL: i32 = 34 + 4;
 
 /// How long to wait for the SIGKILLed systemd (the kernel tears the namespace down).
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
-    pub timeout: Duration,
+pub(crate) struct Args {
+    pub(crate) timeout: Duration,
 }
 
-pub fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
     let mut timeout = Duration::from_secs(30);
     let mut it = args.iter();
     while let Some(a) = it.next() {

@@ -11,7 +11,7 @@ use super::render::json_string;
 use super::UsageError;
 use crate::generation;
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl version [--json]
 
 Prints this program's version and git revision, the running NixOS version and generation,
@@ -25,7 +25,7 @@ pub const REV: &str = match option_env!("NIXOS_WSL_REV") {
     None => "unknown",
 };
 
-pub fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
     super::doctor::parse(args)
 }
 
@@ -80,7 +80,7 @@ fn wsl_version() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub fn render(facts: &[(&str, Option<String>)], json: bool) -> String {
+pub(crate) fn render(facts: &[(&str, Option<String>)], json: bool) -> String {
     if json {
         let items: Vec<String> = facts
             .iter()

@@ -13,23 +13,26 @@ use std::path::{Component, Path, PathBuf};
 use super::Env;
 
 /// Where WSL mounts Windows drives unless `/etc/wsl.conf` says otherwise.
-pub const DEFAULT_AUTOMOUNT_ROOT: &str = "/mnt";
+pub(crate) const DEFAULT_AUTOMOUNT_ROOT: &str = "/mnt";
 
 /// The Windows part of PATH, exported whether or not PATH includes it.
-pub const WSLPATH: &str = "WSLPATH";
+pub(crate) const WSLPATH: &str = "WSLPATH";
 
 /// The PATH and `WSLPATH` of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionPath {
-    pub path: OsString,
+pub(crate) struct SessionPath {
+    pub(crate) path: OsString,
     /// Colon-joined Windows entries; empty when WSL appended none.
-    pub wslpath: OsString,
+    pub(crate) wslpath: OsString,
 }
 
 /// Splits a PATH into Linux and Windows entries, each in order, without empty entries or
 /// duplicates. Windows entries are drive mounts under `automount_root`: `<root>/<letter>`
 /// or below it (so `/mnt/wsl` and `/mnt/wslg` stay Linux, and a root of `/` works).
-pub fn split_windows_path(path: &OsStr, automount_root: &Path) -> (Vec<OsString>, Vec<OsString>) {
+pub(crate) fn split_windows_path(
+    path: &OsStr,
+    automount_root: &Path,
+) -> (Vec<OsString>, Vec<OsString>) {
     let root = trim_slashes(automount_root.as_os_str().as_bytes());
     let (mut linux, mut windows) = (Vec::new(), Vec::new());
     for entry in entries(path) {
@@ -50,7 +53,7 @@ pub fn split_windows_path(path: &OsStr, automount_root: &Path) -> (Vec<OsString>
 /// `include_windows`; no empty entries, no duplicates, first occurrence wins. A Windows entry
 /// that set-environment adds itself (not one WSL gave) is NixOS' and stays where it is.
 /// Applying it again to its own output (a nested launch) changes nothing.
-pub fn session_path(
+pub(crate) fn session_path(
     wsl_path: &OsStr,
     wsl_wslpath: Option<&OsStr>,
     loaded_path: &OsStr,
@@ -85,7 +88,7 @@ pub fn session_path(
 /// WSL gave) and `PATH` from `env` (after set-environment), and sets both in `env`. An
 /// empty result removes the variable: an empty PATH would mean "search the current
 /// directory" to `execvp`.
-pub fn apply_session_path(
+pub(crate) fn apply_session_path(
     wsl_env: &Env,
     env: &mut Env,
     automount_root: &Path,
@@ -148,7 +151,7 @@ fn is_windows_entry(entry: &[u8], root: &[u8]) -> bool {
 /// first `root` in `[automount]` counts, parsing stops at the first syntax error), trailing
 /// slashes dropped (`/mnt/` is `/mnt`). [`DEFAULT_AUTOMOUNT_ROOT`] when absent, empty, not
 /// absolute or climbing with `..`.
-pub fn automount_root(wsl_conf: &[u8]) -> PathBuf {
+pub(crate) fn automount_root(wsl_conf: &[u8]) -> PathBuf {
     let parsed = crate::wslconf::parse(wsl_conf, crate::wslconf::WSL_CONF_KEYS);
     let root: PathBuf = parsed
         .get("automount.root")

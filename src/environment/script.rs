@@ -28,9 +28,9 @@ use super::Env;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported {
     /// 1-based line where the construct starts.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What was found, e.g. "command substitution".
-    pub what: &'static str,
+    pub(crate) what: &'static str,
 }
 
 impl fmt::Display for Unsupported {

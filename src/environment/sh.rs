@@ -43,17 +43,17 @@ const MAX_STDERR: usize = 4096;
 /// user (NixOS' `extraInit` may compute `$(id -u)` or create directories in `$HOME`); run as
 /// root, it would compute root's values and leave root-owned files in the user's home.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub uid: Uid,
-    pub gid: Gid,
+pub(crate) struct Credentials {
+    pub(crate) uid: Uid,
+    pub(crate) gid: Gid,
     /// Supplementary groups, as initgroups(3) sets them for a session.
-    pub groups: Vec<Gid>,
+    pub(crate) groups: Vec<Gid>,
 }
 
 impl Credentials {
     /// `account`'s uid and gid, with its groups from `/etc/group` (only the primary group if
     /// that lookup fails: the file just assigns variables).
-    pub fn of(account: &Account) -> Credentials {
+    pub(crate) fn of(account: &Account) -> Credentials {
         let groups = CString::new(account.name.as_bytes())
             .ok()
             .and_then(|name| nix::unistd::getgrouplist(&name, account.gid).ok())
@@ -75,7 +75,7 @@ impl Credentials {
 /// on import, are carried over from `env`. `Err` has a one-line reason: a syntax error (the
 /// shell's first message), a non-zero exit, or no answer within `timeout` (the shell is
 /// killed; background jobs the file started are left alone).
-pub fn source(
+pub(crate) fn source(
     shell: &Path,
     file: &Path,
     env: &Env,
@@ -217,7 +217,7 @@ fn read_available(pipe: &mut impl Read, buf: &mut Vec<u8>, limit: usize) -> io::
 }
 
 /// `NAME=value\0...` as `env -0` prints it; entries without `=` are skipped.
-pub fn parse_env0(output: &[u8]) -> Env {
+pub(crate) fn parse_env0(output: &[u8]) -> Env {
     output
         .split(|&b| b == 0)
         .filter_map(|entry| {

@@ -457,7 +457,7 @@ fn env_keeps_order_and_bytes() {
         OsString::from_vec(b"\xff".to_vec()),
         OsString::from_vec(b"\xfe".to_vec()),
     );
-    assert_eq!(env.len(), 3);
+    assert_eq!(env.iter().count(), 3);
     assert_eq!(env.get("A"), Some(OsStr::new("3")));
     assert_eq!(
         env.get(OsStr::from_bytes(b"\xff")),
@@ -475,4 +475,9 @@ fn env_keeps_order_and_bytes() {
         dup.into_vec(),
         [("X".into(), "3".into()), ("Y".into(), "2".into())]
     );
+}
+
+/// [`load_set_environment_as`] as whoever we are.
+fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Result<Env> {
+    load_set_environment_as(path, env, shell, None)
 }

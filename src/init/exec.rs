@@ -11,10 +11,10 @@ use std::ffi::OsString;
 use std::path::Path;
 
 /// The option that makes a container systemd log to the kernel log.
-pub const LOG_TARGET: &str = "--log-target=kmsg";
+pub(crate) const LOG_TARGET: &str = "--log-target=kmsg";
 
 /// systemd's argv: its own path, [`LOG_TARGET`], then our arguments (`argv[1..]`) unchanged.
-pub fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
+pub(crate) fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
     let mut argv = vec![systemd.as_os_str().to_owned(), OsString::from(LOG_TARGET)];
     argv.extend(args.iter().cloned());
     argv
@@ -23,14 +23,14 @@ pub fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
 /// Execs `systemd` with `argv` (as built by [`systemd_argv`]), keeping our environment, which
 /// is exactly WSL's, and our fds 0-2. Signal state is reset first: systemd, like any program,
 /// expects default dispositions and an empty mask. Returns only on failure.
-pub fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
+pub(crate) fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::signals::reset_for_exec();
     crate::sys::exec::exec(systemd, argv, None)
 }
 
 /// Outside PID 1: exec systemd with argv unchanged (argv[0] included), so that systemd
 /// called as `init` does what it does then (act as `telinit`). Returns only on failure.
-pub fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
+pub(crate) fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::exec::exec(systemd, argv, None)
 }
 

@@ -20,7 +20,7 @@ use nix::mount::{mount, MsFlags};
 
 /// What `/dev/shm` is when we start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DevShm {
+pub(crate) enum DevShm {
     /// A directory (mounted or not): systemd copes with it (it mounts a tmpfs if needed).
     Directory,
     /// A symlink; `mounted_target` is where it points if that is a mounted directory.
@@ -31,7 +31,7 @@ pub enum DevShm {
 
 /// What to do about `/dev/shm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShmPlan {
+pub(crate) enum ShmPlan {
     Keep,
     /// Replace the symlink by a directory and bind-mount this onto it.
     Bind(PathBuf),
@@ -40,7 +40,7 @@ pub enum ShmPlan {
 }
 
 /// The decision, as plain data.
-pub fn plan_dev_shm(found: &DevShm) -> ShmPlan {
+pub(crate) fn plan_dev_shm(found: &DevShm) -> ShmPlan {
     match found {
         DevShm::Symlink {
             mounted_target: Some(target),
@@ -53,7 +53,7 @@ pub fn plan_dev_shm(found: &DevShm) -> ShmPlan {
 }
 
 /// Every step; failures are logged and skipped.
-pub fn prepare() {
+pub(crate) fn prepare() {
     let run = Path::new("/run");
     if run.is_dir() && !crate::sys::fs::is_mountpoint(run) {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;

@@ -20,21 +20,21 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 /// Signals that shut the distribution down.
-pub const SHUTDOWN: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
+pub(crate) const SHUTDOWN: [Signal; 2] = [Signal::SIGTERM, Signal::SIGINT];
 
 /// How long processes get between SIGTERM and SIGKILL at shutdown.
-pub const GRACE: Duration = Duration::from_secs(5);
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 /// What the reaper does with a signal it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Reap,
     Shutdown,
     Ignore,
 }
 
 /// The policy above, as a table.
-pub fn action(sig: Signal) -> Action {
+pub(crate) fn action(sig: Signal) -> Action {
     if sig == Signal::SIGCHLD {
         Action::Reap
     } else if SHUTDOWN.contains(&sig) {
@@ -45,7 +45,7 @@ pub fn action(sig: Signal) -> Action {
 }
 
 /// Becomes the reaping PID 1; never returns (shutdown exits the process).
-pub fn run() -> ! {
+pub(crate) fn run() -> ! {
     let _ = SigSet::all().thread_block();
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);

@@ -297,7 +297,7 @@ fn exchange(dir: RawFd, a: &[u8], b: &[u8]) -> nix::Result<()> {
 /// Moves `tmp` over `name` (both in `parent`). A directory in the way is swapped out with
 /// `RENAME_EXCHANGE` and then deleted, so `name` never disappears. Returns whether a
 /// directory was replaced (cached descriptors below it are stale then).
-pub fn install_tmp(parent: RawFd, tmp: &[u8], name: &[u8]) -> io::Result<bool> {
+pub(crate) fn install_tmp(parent: RawFd, tmp: &[u8], name: &[u8]) -> io::Result<bool> {
     match renameat(Some(parent), tmp, Some(parent), name) {
         Ok(()) => Ok(false),
         Err(Errno::EISDIR) | Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) if is_dir(parent, name) => {
@@ -337,8 +337,8 @@ impl Owners {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
-    pub entries: u64,
-    pub data_bytes: u64,
+    pub(crate) entries: u64,
+    pub(crate) data_bytes: u64,
 }
 
 struct DirMeta {
@@ -357,7 +357,7 @@ enum Placed {
 
 /// Thrown by the test hook that stops an extraction after a given number of steps.
 #[derive(Debug)]
-pub struct Stopped;
+pub(crate) struct Stopped;
 
 impl std::fmt::Display for Stopped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -419,7 +419,7 @@ impl Extractor {
         })
     }
 
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         self.stats
     }
 
@@ -457,7 +457,11 @@ impl Extractor {
     }
 
     /// Extracts one entry (its data is read from `reader`).
-    pub fn entry<R: BufRead>(&mut self, entry: &Entry, reader: &mut Reader<R>) -> Result<()> {
+    pub(crate) fn entry<R: BufRead>(
+        &mut self,
+        entry: &Entry,
+        reader: &mut Reader<R>,
+    ) -> Result<()> {
         let step = self.planner.plan(entry)?;
         let what = step.path.to_string();
         self.apply(&step, entry, reader)
@@ -810,7 +814,7 @@ fn gid(id: u64) -> Result<Gid> {
 
 /// Performs the commit's renames in order; a rename whose temporary is gone was done by an
 /// earlier, interrupted run.
-pub fn apply_renames(
+pub(crate) fn apply_renames(
     root: RawFd,
     renames: &[Rename],
     hook: &mut dyn FnMut() -> bool,

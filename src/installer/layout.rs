@@ -7,43 +7,43 @@ use std::fmt;
 /// The installer's directory, relative to the root. Everything the installer owns lives here
 /// (except `/etc/passwd` and `/bin/sh`, which the root filesystem replaces), so removing it
 /// removes the installer.
-pub const DIR: &str = "nixos-wsl-installer";
+pub(crate) const DIR: &str = "nixos-wsl-installer";
 /// The installer binary, root's login shell in the installer system.
-pub const BINARY: &str = "nixos-wsl-installer";
+pub(crate) const BINARY: &str = "nixos-wsl-installer";
 /// The embedded root filesystem tarball.
-pub const ROOTFS: &str = "rootfs.tar.gz";
+pub(crate) const ROOTFS: &str = "rootfs.tar.gz";
 /// Size and SHA-256 of [`ROOTFS`], recorded at build time.
-pub const MANIFEST: &str = "manifest";
+pub(crate) const MANIFEST: &str = "manifest";
 /// Present while an extraction is under way (or was interrupted).
-pub const MARKER: &str = "in-progress";
+pub(crate) const MARKER: &str = "in-progress";
 /// The renames that switch the system over, written once the root filesystem is complete.
-pub const JOURNAL: &str = "commit";
+pub(crate) const JOURNAL: &str = "commit";
 
 /// Paths the installer's system depends on until the very end: while `/etc/passwd` names the
 /// installer as root's shell, an interrupted install is completed by the next launch. The
 /// root filesystem's own copies are written under temporary names and renamed into place last.
-pub const SWITCH_PATHS: &[&[u8]] = &[b"etc/passwd"];
+pub(crate) const SWITCH_PATHS: &[&[u8]] = &[b"etc/passwd"];
 
 /// Absolute path of the installer binary inside the installer system.
-pub fn binary_path() -> String {
+pub(crate) fn binary_path() -> String {
     format!("/{DIR}/{BINARY}")
 }
 
 /// What the builder records about the embedded tarball.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Size of the compressed tarball in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// SHA-256 of the compressed tarball.
-    pub sha256: [u8; 32],
+    pub(crate) sha256: [u8; 32],
     /// Size of the uncompressed tar stream (for progress).
-    pub unpacked: u64,
+    pub(crate) unpacked: u64,
     /// Number of entries (for the summary line).
-    pub entries: u64,
+    pub(crate) entries: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormatError(pub String);
+pub(crate) struct FormatError(pub(crate) String);
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,7 +55,7 @@ impl std::error::Error for FormatError {}
 
 /// The SHA-256 of everything `r` yields, and how many bytes that was: the one hashing loop of
 /// the installer's check and the image builder's manifest.
-pub fn sha256(r: &mut impl std::io::Read) -> std::io::Result<([u8; 32], u64)> {
+pub(crate) fn sha256(r: &mut impl std::io::Read) -> std::io::Result<([u8; 32], u64)> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -73,7 +73,7 @@ pub fn sha256(r: &mut impl std::io::Read) -> std::io::Result<([u8; 32], u64)> {
     Ok((h.finalize().into(), size))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -89,7 +89,7 @@ fn unhex32(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Manifest {
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "# nixos-wsl installer manifest: the embedded root filesystem\nformat 1\nfile {ROOTFS}\nsize {}\nsha256 {}\nunpacked {}\nentries {}\n",
             self.size,
@@ -99,7 +99,7 @@ impl Manifest {
         )
     }
 
-    pub fn parse(text: &str) -> Result<Manifest, FormatError> {
+    pub(crate) fn parse(text: &str) -> Result<Manifest, FormatError> {
         let (mut size, mut sha, mut unpacked, mut entries, mut format) =
             (None, None, None, None, None);
         for line in text.lines() {
@@ -151,8 +151,8 @@ impl Manifest {
 /// One rename of the commit: `tmp` (a sibling of `path`) replaces `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rename {
-    pub tmp: Vec<u8>,
-    pub path: Vec<u8>,
+    pub(crate) tmp: Vec<u8>,
+    pub(crate) path: Vec<u8>,
 }
 
 fn journal_safe(p: &[u8]) -> bool {
@@ -161,7 +161,7 @@ fn journal_safe(p: &[u8]) -> bool {
 
 /// Renders the commit journal; `None` if a path cannot be represented (never for
 /// [`SWITCH_PATHS`] and the installer's temporary names).
-pub fn render_journal(renames: &[Rename]) -> Option<Vec<u8>> {
+pub(crate) fn render_journal(renames: &[Rename]) -> Option<Vec<u8>> {
     let mut out =
         b"# nixos-wsl installer commit journal: tmp<TAB>path, applied in order\n".to_vec();
     for r in renames {
@@ -180,7 +180,7 @@ pub fn render_journal(renames: &[Rename]) -> Option<Vec<u8>> {
 /// Parses a journal. A journal without its final `end` line was cut short while being written
 /// and is rejected (it is only trusted once complete; it is written to a temporary name and
 /// renamed, so this is a second line of defence).
-pub fn parse_journal(data: &[u8]) -> Result<Vec<Rename>, FormatError> {
+pub(crate) fn parse_journal(data: &[u8]) -> Result<Vec<Rename>, FormatError> {
     let mut renames = Vec::new();
     let mut complete = false;
     for line in data.split(|&b| b == b'\n') {

@@ -13,27 +13,27 @@ use crate::tar::reader::{shown, MAX_PATH};
 /// A path relative to the extraction root: components joined by `/`, none of them empty, `.`
 /// or `..`. The empty path is the root itself.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SafePath(Vec<u8>);
+pub(crate) struct SafePath(Vec<u8>);
 
 impl SafePath {
-    pub fn root() -> SafePath {
+    pub(crate) fn root() -> SafePath {
         SafePath(Vec::new())
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn components(&self) -> impl Iterator<Item = &[u8]> {
         self.0.split(|&b| b == b'/').filter(|c| !c.is_empty())
     }
 
     /// The parent directory and the last component (`None` for the root).
-    pub fn split_last(&self) -> Option<(SafePath, &[u8])> {
+    pub(crate) fn split_last(&self) -> Option<(SafePath, &[u8])> {
         if self.0.is_empty() {
             return None;
         }
@@ -44,22 +44,13 @@ impl SafePath {
     }
 
     /// Whether `self` is a proper ancestor of `other`.
-    pub fn is_ancestor_of(&self, other: &SafePath) -> bool {
+    pub(crate) fn is_ancestor_of(&self, other: &SafePath) -> bool {
         if self.0.is_empty() {
             return !other.0.is_empty();
         }
         other.0.len() > self.0.len()
             && other.0.starts_with(&self.0)
             && other.0[self.0.len()] == b'/'
-    }
-
-    /// Every proper ancestor except the root, shortest first.
-    pub fn ancestors(&self) -> impl Iterator<Item = &[u8]> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'/')
-            .map(|(i, _)| &self.0[..i])
     }
 }
 
@@ -82,8 +73,8 @@ impl fmt::Display for SafePath {
 /// Why an entry is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub path: String,
-    pub why: String,
+    pub(crate) path: String,
+    pub(crate) why: String,
 }
 
 impl fmt::Display for Refusal {
@@ -96,7 +87,7 @@ impl std::error::Error for Refusal {}
 
 /// Sanitises an archive path. Leading `/` and `./` are dropped (archives made with `-C dir .`
 /// or `-P`); `..` is refused outright rather than resolved, as bsdtar does by default.
-pub fn sanitize(raw: &[u8]) -> Result<SafePath, String> {
+pub(crate) fn sanitize(raw: &[u8]) -> Result<SafePath, String> {
     let mut out: Vec<u8> = Vec::with_capacity(raw.len());
     for comp in raw.split(|&b| b == b'/') {
         match comp {
@@ -115,7 +106,7 @@ pub fn sanitize(raw: &[u8]) -> Result<SafePath, String> {
 
 /// What to create for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Dir,
     File,
     Symlink(Vec<u8>),
@@ -127,11 +118,11 @@ pub enum Action {
 /// One planned step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    pub path: SafePath,
-    pub action: Action,
+    pub(crate) path: SafePath,
+    pub(crate) action: Action,
     /// Written under a temporary name and renamed into place only at the commit (see
     /// [`layout::SWITCH_PATHS`]).
-    pub deferred: bool,
+    pub(crate) deferred: bool,
 }
 
 /// Plans entries in archive order. Keeps what it needs to judge later entries: the archive's
@@ -305,10 +296,6 @@ mod tests {
         let p = sanitize(b"a/b/c").unwrap();
         let (parent, name) = p.split_last().unwrap();
         assert_eq!((parent.as_bytes(), name), (&b"a/b"[..], &b"c"[..]));
-        assert_eq!(
-            p.ancestors().collect::<Vec<_>>(),
-            vec![&b"a"[..], &b"a/b"[..]]
-        );
         assert!(sanitize(b"a").unwrap().is_ancestor_of(&p));
         assert!(!sanitize(b"a/b/c").unwrap().is_ancestor_of(&p));
         assert!(!sanitize(b"a/bb")

@@ -8,17 +8,15 @@ const MB: f64 = 1_000_000.0;
 const REDRAW: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Redraw `\r`-style while working, then a final line.
     Terminal,
     /// One line when done.
     Line,
-    /// Nothing at all (tests, benchmarks).
-    Quiet,
 }
 
 impl Mode {
-    pub fn for_stderr() -> Mode {
+    pub(crate) fn for_stderr() -> Mode {
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             Mode::Terminal
         } else {
@@ -28,7 +26,7 @@ impl Mode {
 }
 
 /// The progress line for `done` of `total` bytes after `elapsed` (pure, for tests).
-pub fn render(done: u64, total: u64, elapsed: Duration) -> String {
+pub(crate) fn render(done: u64, total: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-3);
     let rate = done as f64 / MB / secs;
     if total > 0 {
@@ -44,7 +42,7 @@ pub fn render(done: u64, total: u64, elapsed: Duration) -> String {
 }
 
 /// The summary line printed when the extraction is complete.
-pub fn summary(bytes: u64, entries: u64, elapsed: Duration) -> String {
+pub(crate) fn summary(bytes: u64, entries: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(1e-3);
     format!(
         "unpacked NixOS: {:.1} MB, {entries} entries in {secs:.1} s ({:.1} MB/s)",
@@ -53,7 +51,7 @@ pub fn summary(bytes: u64, entries: u64, elapsed: Duration) -> String {
     )
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     mode: Mode,
     total: u64,
     start: Instant,
@@ -62,7 +60,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: Mode, total: u64) -> Progress {
+    pub(crate) fn new(mode: Mode, total: u64) -> Progress {
         let now = Instant::now();
         Progress {
             mode,
@@ -73,7 +71,7 @@ impl Progress {
         }
     }
 
-    pub fn update(&mut self, done: u64) {
+    pub(crate) fn update(&mut self, done: u64) {
         if self.mode != Mode::Terminal {
             return;
         }
@@ -87,7 +85,7 @@ impl Progress {
         let _ = write!(std::io::stderr(), "\r\x1b[K{line}");
     }
 
-    pub fn finish(&mut self, bytes: u64, entries: u64) {
+    pub(crate) fn finish(&mut self, bytes: u64, entries: u64) {
         let line = summary(bytes, entries, self.start.elapsed());
         let mut err = std::io::stderr();
         match self.mode {
@@ -97,12 +95,11 @@ impl Progress {
             Mode::Line => {
                 let _ = writeln!(err, "nixos-wsl-installer: {line}");
             }
-            Mode::Quiet => {}
         }
     }
 
     /// Ends a redrawn line before an error message is printed.
-    pub fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         if self.mode == Mode::Terminal && self.drawn {
             let _ = writeln!(std::io::stderr());
         }

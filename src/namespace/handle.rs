@@ -17,15 +17,15 @@ use crate::paths::{HANDLE_DIR, INIT_PID_HINT, PID_HANDLE, READY_FILE, STATE_DIR}
 /// [`PID_HANDLE`] while systemd's process was already PID 1 there but had not exec'd systemd
 /// yet (see `systemd::start`), so no systemd can run that no handle names. The mount
 /// namespace to join is systemd's own (`/proc/<pid>/ns/mnt`).
-pub struct Handle {
+pub(crate) struct Handle {
     pub(super) pid_ns: OwnedFd,
     /// Inode of the PID namespace: its identity, as in `/proc/<pid>/ns/pid -> pid:[<ino>]`.
-    pub pid_ino: u64,
+    pub(crate) pid_ino: u64,
 }
 
 /// Opens the handle. `Ok(None)` when there is none or it is not a namespace file (a stale
 /// plain file, garbage, a handle whose bind mount is gone).
-pub fn open_handle() -> Result<Option<Handle>> {
+pub(crate) fn open_handle() -> Result<Option<Handle>> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -66,7 +66,7 @@ pub(super) fn write_hint(pid: i32) -> Result<()> {
 /// Mounts a private tmpfs on the handle directory (once per boot). Private, so the handle bind
 /// mounts made later never propagate: not out into other WSL mount namespaces, and not into
 /// the systemd namespace itself (a mount namespace must not hold a handle to itself).
-pub fn prepare_handle_dir() -> Result<()> {
+pub(crate) fn prepare_handle_dir() -> Result<()> {
     let state = std::fs::metadata(STATE_DIR).with_context(|| format!("inspecting {STATE_DIR}"))?;
     match std::fs::symlink_metadata(HANDLE_DIR) {
         Ok(meta) if meta.is_dir() && meta.dev() != state.dev() => return Ok(()),
@@ -104,7 +104,7 @@ pub fn prepare_handle_dir() -> Result<()> {
 /// dir is private, so the bind never propagates. (A mount-namespace file would be the other
 /// candidate, but binding one fails spuriously with EINVAL on kernels whose namespace IDs are
 /// not allocated in creation order across CPUs, Linux >= 6.18.)
-pub fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
+pub(crate) fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
     crate::sys::state::expect_kind(Path::new(PID_HANDLE), crate::sys::state::Kind::File)?;
     File::create(PID_HANDLE).with_context(|| format!("creating {PID_HANDLE}"))?;
     let source = format!("/proc/{init}/ns/pid");
@@ -120,7 +120,7 @@ pub fn bind_handle(init: nix::unistd::Pid) -> Result<()> {
 }
 
 /// Forgets a dead namespace: detaches the handle mount and removes the readiness record.
-pub fn clear_handle() -> Result<()> {
+pub(crate) fn clear_handle() -> Result<()> {
     use crate::sys::state::{expect_kind, move_aside, Kind};
     // Only ever inside the real handle directory: a link planted at `ns` could lead anywhere.
     if !expect_kind(Path::new(HANDLE_DIR), Kind::Dir)? {

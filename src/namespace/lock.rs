@@ -16,16 +16,18 @@ use crate::sys::deadline::Deadline;
 /// Exclusive lock on the start decision. Held while checking, activating, starting and waiting
 /// for systemd; released (by drop) before the user's session runs. The kernel releases it if
 /// the holder dies, so a killed launch never blocks later ones.
-pub struct StateLock(#[allow(dead_code)] Flock<File>);
+pub(crate) struct StateLock {
+    _held: Flock<File>,
+}
 
 impl StateLock {
     /// Waits for the lock, at most until `deadline`, telling the user (once) if the wait
     /// takes longer than a second. A blocking `flock` interrupted by a one-second `alarm`
     /// avoids both busy polling and an unbounded wait behind a hung holder.
-    pub fn acquire(deadline: Instant) -> Result<StateLock> {
+    pub(crate) fn acquire(deadline: Instant) -> Result<StateLock> {
         let mut file = crate::sys::state::open_lock(Path::new(LOCK_FILE))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(StateLock(lock)),
+            Ok(lock) => return Ok(StateLock { _held: lock }),
             Err((f, Errno::EWOULDBLOCK)) => file = f,
             Err((_, e)) => return Err(e).context("locking the state"),
         }
@@ -44,7 +46,7 @@ impl StateLock {
             let result = Flock::lock(file, FlockArg::LockExclusive);
             nix::unistd::alarm::cancel();
             match result {
-                Ok(lock) => return Ok(StateLock(lock)),
+                Ok(lock) => return Ok(StateLock { _held: lock }),
                 Err((f, Errno::EINTR)) => file = f,
                 Err((_, e)) => return Err(e).context("locking the state"),
             }

@@ -17,13 +17,13 @@ use crate::sys::pidfd;
 /// The systemd namespace, joined: our mount namespace is systemd's, our next child is in its
 /// PID namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Joined {
+pub(crate) struct Joined {
     /// Inode of its PID namespace: the identity readiness records refer to.
-    pub pid_ino: u64,
+    pub(crate) pid_ino: u64,
     /// systemd's PID outside the namespace.
-    pub init_pid: i32,
+    pub(crate) init_pid: i32,
     /// The hint file named it (no scan of `/proc` was needed).
-    pub hinted: bool,
+    pub(crate) hinted: bool,
 }
 
 /// A live PID 1 of a namespace, found from outside.
@@ -64,7 +64,7 @@ pub(crate) fn locate_init(pid_ino: u64) -> Option<Init> {
 }
 
 /// The PID of the live init of the PID namespace `pid_ino` (see [`locate_init`]).
-pub fn find_init(pid_ino: u64) -> Option<i32> {
+pub(crate) fn find_init(pid_ino: u64) -> Option<i32> {
     locate_init(pid_ino).map(|found| found.pid)
 }
 
@@ -98,7 +98,7 @@ pub(crate) fn wait_for_shutdown(init: &Init, deadline: Instant) {
 
 /// Joins the handle's namespace if its PID 1 is alive and not going down ([`locate_init`],
 /// [`join`]); `None` when the namespace is dead or shutting down. Waits for nothing.
-pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
+pub(crate) fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
     match locate_init(handle.pid_ino) {
         Some(init) if !init.shutting_down => join(handle, &init),
         _ => Ok(None),
@@ -107,7 +107,7 @@ pub fn join_if_alive(handle: &Handle) -> Result<Option<Joined>> {
 
 /// After a launch joined: rewrites the hint when a scan had to find systemd, so the next
 /// launch does not scan again. Best effort (a read-only `/run` only costs the scan).
-pub fn remember_init(joined: &Joined) {
+pub(crate) fn remember_init(joined: &Joined) {
     if !joined.hinted {
         let _ = super::handle::write_hint(joined.init_pid);
     }
@@ -137,7 +137,7 @@ fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
 }
 
 /// From `/proc/<pid>/status`: the innermost `NSpid` is 1 and the state is not zombie/dead.
-pub fn status_says_live_init(status: &str) -> bool {
+pub(crate) fn status_says_live_init(status: &str) -> bool {
     let innermost_is_1 = status_field(status, "NSpid:").split_whitespace().last() == Some("1");
     let state = status_field(status, "State:").chars().next();
     innermost_is_1 && !matches!(state, Some('Z' | 'X' | 'x') | None)
@@ -146,7 +146,7 @@ pub fn status_says_live_init(status: &str) -> bool {
 /// True when PID 1 of our PID namespace is systemd: WSL's own systemd mode, or a launch from
 /// inside our namespace (`sudo -i`, `su -`, ssh running root's shell). Namespace-based, not an
 /// environment marker, so it survives `sudo`'s environment reset (NixOS-WSL #51, #167).
-pub fn inside_systemd() -> bool {
+pub(crate) fn inside_systemd() -> bool {
     let exe = std::fs::read_link("/proc/1/exe").ok();
     let named = |name: &[u8]| name == b"systemd";
     if let Some(exe) = exe {
@@ -159,19 +159,19 @@ pub fn inside_systemd() -> bool {
 
 /// Field 22 of `/proc/<pid>/stat`: start time in clock ticks after boot. Fields are counted
 /// after the parenthesised command name, which may itself hold spaces and parentheses.
-pub fn start_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn start_ticks(stat: &str) -> Option<u64> {
     let rest = stat.rsplit_once(')')?.1;
     // `rest` starts at field 3 (state), so field 22 is the 20th word.
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Seconds since boot, the first number of `/proc/uptime`.
-pub fn uptime_secs(uptime: &str) -> Option<f64> {
+pub(crate) fn uptime_secs(uptime: &str) -> Option<f64> {
     uptime.split_whitespace().next()?.parse().ok()
 }
 
 /// How long ago a process started: `uptime - start_ticks / ticks_per_sec`, whole seconds.
-pub fn started_ago(uptime: f64, start_ticks: u64, ticks_per_sec: u64) -> Option<u64> {
+pub(crate) fn started_ago(uptime: f64, start_ticks: u64, ticks_per_sec: u64) -> Option<u64> {
     if ticks_per_sec == 0 {
         return None;
     }
@@ -180,7 +180,7 @@ pub fn started_ago(uptime: f64, start_ticks: u64, ticks_per_sec: u64) -> Option<
 }
 
 /// True when a NUL-separated environment block (`/proc/<pid>/environ`) holds `key=value`.
-pub fn environ_has(environ: &[u8], key: &str, value: &[u8]) -> bool {
+pub(crate) fn environ_has(environ: &[u8], key: &str, value: &[u8]) -> bool {
     environ.split(|&b| b == 0).any(|entry| {
         entry.len() == key.len() + 1 + value.len()
             && entry.starts_with(key.as_bytes())

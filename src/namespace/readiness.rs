@@ -9,7 +9,7 @@ use crate::paths::READY_FILE;
 
 /// What a previous launch recorded about systemd's readiness in the namespace `pid_ino`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// systemd reported that its boot finished.
     Ready,
     /// A launch gave up waiting; later launches do not wait again.
@@ -19,7 +19,7 @@ pub enum Readiness {
 }
 
 /// Reads the readiness record; records of another (older) namespace count as `Unknown`.
-pub fn readiness(pid_ino: u64) -> Readiness {
+pub(crate) fn readiness(pid_ino: u64) -> Readiness {
     let text = std::fs::read_to_string(READY_FILE).unwrap_or_default();
     parse_readiness(&text, pid_ino)
 }
@@ -38,7 +38,7 @@ fn parse_readiness(text: &str, pid_ino: u64) -> Readiness {
 }
 
 /// Records readiness atomically (write a temporary file, rename it into place).
-pub fn record_readiness(state: Readiness, pid_ino: u64) -> Result<()> {
+pub(crate) fn record_readiness(state: Readiness, pid_ino: u64) -> Result<()> {
     let Some(word) = state.word() else {
         return Ok(());
     };

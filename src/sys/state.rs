@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 /// What an entry of the state directory must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A regular file (also what a bind-mounted namespace file looks like).
     File,
     /// A unix socket.
@@ -34,7 +34,7 @@ impl Kind {
 
 /// Makes sure `path` is absent or of `kind`; anything else (a symlink included) is moved
 /// aside. Returns whether something was moved.
-pub fn expect_kind(path: &Path, kind: Kind) -> Result<bool> {
+pub(crate) fn expect_kind(path: &Path, kind: Kind) -> Result<bool> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if kind.matches(&meta) => Ok(false),
         Ok(_) => move_aside(path).map(|()| true),
@@ -44,7 +44,7 @@ pub fn expect_kind(path: &Path, kind: Kind) -> Result<bool> {
 }
 
 /// Renames `path` to `<path>.stale.<pid>` and says so.
-pub fn move_aside(path: &Path) -> Result<()> {
+pub(crate) fn move_aside(path: &Path) -> Result<()> {
     let mut aside = path.as_os_str().to_owned();
     aside.push(format!(".stale.{}", std::process::id()));
     std::fs::rename(path, &aside).with_context(|| format!("moving {} aside", path.display()))?;
@@ -58,7 +58,7 @@ pub fn move_aside(path: &Path) -> Result<()> {
 
 /// Replaces `path` with `contents` atomically: a fresh temporary file (`O_EXCL`, so a planted
 /// link is never written through), then a rename over the target.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = Path::new(&tmp);
@@ -83,7 +83,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Opens a log for appending. Only a regular file will do: a FIFO would block the launch (and
 /// everyone waiting for its lock), a link could point anywhere.
-pub fn open_log(path: &Path) -> Result<File> {
+pub(crate) fn open_log(path: &Path) -> Result<File> {
     expect_kind(path, Kind::File)?;
     let file = OpenOptions::new()
         .create(true)
@@ -102,7 +102,7 @@ pub fn open_log(path: &Path) -> Result<File> {
 /// Opens (creating) the lock file: a regular file owned by root. One left by someone else
 /// (when the state directory was ever writable) is moved aside, so no user can stall launches
 /// by holding it.
-pub fn open_lock(path: &Path) -> Result<File> {
+pub(crate) fn open_lock(path: &Path) -> Result<File> {
     expect_kind(path, Kind::File)?;
     let open = || {
         OpenOptions::new()

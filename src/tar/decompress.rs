@@ -4,9 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
 use std::thread;
 
 use flate2::bufread::MultiGzDecoder;
@@ -15,13 +13,13 @@ const CHUNK: usize = 1 << 20;
 
 /// How a tarball is compressed, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     Gzip,
     None,
 }
 
 /// Decides the compression from the first bytes of a file.
-pub fn detect(head: &[u8]) -> io::Result<Compression> {
+pub(crate) fn detect(head: &[u8]) -> io::Result<Compression> {
     let unsupported = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -55,20 +53,6 @@ fn sniff(file: &mut File) -> io::Result<Compression> {
     detect(&head[..n])
 }
 
-/// Counts the bytes read through it (compressed position, for progress).
-struct Counting<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// Opens a tarball for single-threaded reading (verification, scanning).
 pub fn open(mut file: File) -> io::Result<Box<dyn BufRead + Send>> {
     Ok(match sniff(&mut file)? {
@@ -83,20 +67,12 @@ pub fn open(mut file: File) -> io::Result<Box<dyn BufRead + Send>> {
 type Chunk = io::Result<Vec<u8>>;
 
 /// The reading end of the decompression thread: a `BufRead` over the inflated stream.
-pub struct Threaded {
+pub(crate) struct Threaded {
     rx: Receiver<Chunk>,
     recycle: SyncSender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
-    compressed: Arc<AtomicU64>,
     _worker: thread::JoinHandle<()>,
-}
-
-impl Threaded {
-    /// Compressed bytes read from the file so far.
-    pub fn compressed_position(&self) -> u64 {
-        self.compressed.load(Ordering::Relaxed)
-    }
 }
 
 fn pump(mut source: Box<dyn Read + Send>, tx: SyncSender<Chunk>, recycled: Receiver<Vec<u8>>) {
@@ -136,19 +112,11 @@ fn pump(mut source: Box<dyn Read + Send>, tx: SyncSender<Chunk>, recycled: Recei
 }
 
 /// Starts inflating `file` on a second thread.
-pub fn open_threaded(mut file: File) -> io::Result<Threaded> {
-    let compressed = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: file.try_clone()?,
-        count: compressed.clone(),
-    };
+pub(crate) fn open_threaded(mut file: File) -> io::Result<Threaded> {
     let source: Box<dyn Read + Send> = match sniff(&mut file)? {
-        Compression::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-            CHUNK, counting,
-        ))),
-        Compression::None => Box::new(counting),
+        Compression::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(CHUNK, file))),
+        Compression::None => Box::new(file),
     };
-    drop(file);
     // Four chunks in flight: enough to ride out bursts of small files on either side.
     let (tx, rx) = mpsc::sync_channel(4);
     let (recycle, recycled) = mpsc::sync_channel(8);
@@ -160,7 +128,6 @@ pub fn open_threaded(mut file: File) -> io::Result<Threaded> {
         recycle,
         current: Vec::new(),
         pos: 0,
-        compressed,
         _worker: worker,
     })
 }

@@ -31,7 +31,7 @@ pub enum Kind {
 
 impl Kind {
     /// Decodes a type flag. `'7'` (contiguous file) is a regular file for every extractor.
-    pub fn from_flag(flag: u8) -> Kind {
+    pub(crate) fn from_flag(flag: u8) -> Kind {
         match flag {
             b'0' | b'\0' | b'7' => Kind::Regular,
             b'1' => Kind::HardLink,
@@ -45,7 +45,7 @@ impl Kind {
     }
 
     /// The type flag written for this kind.
-    pub fn flag(self) -> u8 {
+    pub(crate) fn flag(self) -> u8 {
         match self {
             Kind::Regular => b'0',
             Kind::HardLink => b'1',
@@ -59,7 +59,7 @@ impl Kind {
     }
 
     /// Whether the entry carries file data after its header.
-    pub fn has_data(self) -> bool {
+    pub(crate) fn has_data(self) -> bool {
         matches!(self, Kind::Regular)
     }
 }
@@ -95,8 +95,8 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
-    pub dev_major: u32,
-    pub dev_minor: u32,
+    pub(crate) dev_major: u32,
+    pub(crate) dev_minor: u32,
 }
 
 impl Entry {
@@ -119,7 +119,7 @@ impl Entry {
 
 /// Why a header block could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     Checksum {
         stored: u64,
         computed: u64,
@@ -182,14 +182,14 @@ fn cstr(bytes: &[u8]) -> &[u8] {
 /// Largest entry size read, libarchive's `entry_limit` (2^60 bytes, an exbibyte): a larger
 /// size field, in the header or in a PAX record, is refused as bsdtar refuses it ("Tar entry
 /// size overflow"), and the reader's skip arithmetic can never wrap.
-pub const MAX_SIZE: u64 = (1 << 60) - 1;
+pub(crate) const MAX_SIZE: u64 = (1 << 60) - 1;
 
 /// Decodes a numeric field the way libarchive's `tar_atol` does: GNU base-256 (two's
 /// complement, so negative values such as a pre-1970 mtime) when the first byte has its high
 /// bit set; otherwise octal ASCII after leading spaces or tabs, with an optional `-`, up to the
 /// first byte that is not an octal digit (an empty field is 0). `None` when the value does not
 /// fit an `i64`, where libarchive saturates (and then refuses sizes; we refuse every field).
-pub fn parse_signed(bytes: &[u8]) -> Option<i64> {
+pub(crate) fn parse_signed(bytes: &[u8]) -> Option<i64> {
     let Some(&first) = bytes.first() else {
         return Some(0);
     };
@@ -239,7 +239,7 @@ pub fn parse_signed(bytes: &[u8]) -> Option<i64> {
 }
 
 /// A numeric field that must not be negative (sizes, ids, device numbers, the checksum).
-pub fn parse_number(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn parse_number(bytes: &[u8]) -> Option<u64> {
     u64::try_from(parse_signed(bytes)?).ok()
 }
 
@@ -283,7 +283,7 @@ fn checksum(block: &[u8; BLOCK]) -> (u64, i64) {
 }
 
 /// Whether a block is all zeros (the end-of-archive marker).
-pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
+pub(crate) fn is_zero_block(block: &[u8; BLOCK]) -> bool {
     block.iter().all(|&b| b == 0)
 }
 
@@ -291,7 +291,7 @@ pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
 /// points (`archive_read_format_tar_bid`): a valid checksum, ustar or GNU magic, a plausible
 /// type flag and well-formed numeric fields. libarchive asks this of the block after a hard
 /// link with a size in a ustar archive, to decide whether that size is data or a stray field.
-pub fn bids_as_header(block: &[u8; BLOCK]) -> bool {
+pub(crate) fn bids_as_header(block: &[u8; BLOCK]) -> bool {
     let Some(stored) = parse_number(field(block, CHKSUM)) else {
         return false;
     };
@@ -316,7 +316,7 @@ pub fn bids_as_header(block: &[u8; BLOCK]) -> bool {
 /// Which tar dialect a regular header is written in, from its magic (libarchive's format
 /// detection, which decides how it reads hard links' sizes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// Pre-POSIX (v7) tar: no magic.
     V7,
     Ustar,
@@ -324,7 +324,7 @@ pub enum Dialect {
 }
 
 /// The dialect of a header block.
-pub fn dialect(block: &[u8; BLOCK]) -> Dialect {
+pub(crate) fn dialect(block: &[u8; BLOCK]) -> Dialect {
     if &block[MAGIC.0..MAGIC.0 + 8] == b"ustar  \0" {
         Dialect::Gnu
     } else if block[MAGIC.0..MAGIC.0 + 5] == *b"ustar" {
@@ -336,13 +336,13 @@ pub fn dialect(block: &[u8; BLOCK]) -> Dialect {
 
 /// The fields of one raw header block, before long names and PAX records are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawHeader {
-    pub flag: u8,
-    pub entry: Entry,
+pub(crate) struct RawHeader {
+    pub(crate) flag: u8,
+    pub(crate) entry: Entry,
 }
 
 /// Decodes one header block (not an all-zero block).
-pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
+pub(crate) fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
     let stored =
         parse_number(field(block, CHKSUM)).ok_or(HeaderError::Number { field: "chksum" })?;
     let (unsigned, signed) = checksum(block);
@@ -403,23 +403,23 @@ pub fn decode(block: &[u8; BLOCK]) -> Result<RawHeader, HeaderError> {
 
 /// The PAX records that override header fields.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Pax {
-    pub path: Option<Vec<u8>>,
-    pub linkpath: Option<Vec<u8>>,
-    pub size: Option<u64>,
-    pub uid: Option<u64>,
-    pub gid: Option<u64>,
-    pub mtime: Option<i64>,
+pub(crate) struct Pax {
+    pub(crate) path: Option<Vec<u8>>,
+    pub(crate) linkpath: Option<Vec<u8>>,
+    pub(crate) size: Option<u64>,
+    pub(crate) uid: Option<u64>,
+    pub(crate) gid: Option<u64>,
+    pub(crate) mtime: Option<i64>,
     /// GNU sparse files are stored with `GNU.sparse.*` records; extracting them is unsupported.
-    pub sparse: bool,
+    pub(crate) sparse: bool,
     /// Keys of the records not interpreted above (`SCHILY.xattr.*`, ACLs, ...), in order, so
     /// validators can see them; extraction ignores them.
-    pub other: Vec<Vec<u8>>,
+    pub(crate) other: Vec<Vec<u8>>,
 }
 
 impl Pax {
     /// Applies these overrides to an entry decoded from the following header.
-    pub fn apply(&self, entry: &mut Entry) {
+    pub(crate) fn apply(&self, entry: &mut Entry) {
         if let Some(p) = &self.path {
             entry.path.clone_from(p);
         }
@@ -439,20 +439,6 @@ impl Pax {
             entry.mtime = m;
         }
     }
-
-    /// Merges `other` over `self` (for global headers followed by a local one).
-    pub fn merged(&self, other: &Pax) -> Pax {
-        Pax {
-            path: other.path.clone().or_else(|| self.path.clone()),
-            linkpath: other.linkpath.clone().or_else(|| self.linkpath.clone()),
-            size: other.size.or(self.size),
-            uid: other.uid.or(self.uid),
-            gid: other.gid.or(self.gid),
-            mtime: other.mtime.or(self.mtime),
-            sparse: self.sparse || other.sparse,
-            other: [&self.other[..], &other.other[..]].concat(),
-        }
-    }
 }
 
 fn parse_decimal(value: &[u8]) -> Option<u64> {
@@ -460,7 +446,7 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
 }
 
 /// Parses the body of a PAX extended header (`"%d %s=%s\n"` records).
-pub fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
+pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
     let mut pax = Pax::default();
     while !data.is_empty() {
         if data.iter().all(|&b| b == 0) {
@@ -623,7 +609,7 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
 }
 
 /// Bytes of padding after `size` bytes of data.
-pub fn padding(size: u64) -> u64 {
+pub(crate) fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 

@@ -25,24 +25,24 @@ use super::header::{self, Dialect, Entry, Kind, Pax, BLOCK};
 /// path, and `symlink(2)` refuses a longer target, so such an entry could be neither created
 /// by a packer from a real tree nor used once unpacked. It also bounds the depth of any path
 /// at 2,048 components, which bounds the extractor's work per entry.
-pub const MAX_PATH: usize = 4096;
+pub(crate) const MAX_PATH: usize = 4096;
 
 /// Most entries an archive may hold, counting the directories its paths imply but do not
 /// list (the index keeps one node for each). Four times the largest NixOS closure; at a few
 /// hundred bytes per entry, the index stays under 1 GB whatever the archive.
-pub const MAX_ENTRIES: u64 = 1 << 21;
+pub(crate) const MAX_ENTRIES: u64 = 1 << 21;
 
 /// Most bytes of paths, link targets and PAX keys in the whole archive, which the index,
 /// the planner and the extractor keep for later entries. Five times a NixOS closure's.
-pub const MAX_METADATA: u64 = 256 << 20;
+pub(crate) const MAX_METADATA: u64 = 256 << 20;
 
 /// Longest PAX record key. Keys are kept (`SCHILY.xattr.NAME` for the xattr check); Linux's
 /// `XATTR_NAME_MAX` is 255, so a longer key names nothing WSL could store.
-pub const MAX_PAX_KEY: usize = 1024;
+pub(crate) const MAX_PAX_KEY: usize = 1024;
 
 /// Largest PAX or GNU long-name block we accept: they hold a path and attributes (an xattr
 /// value is at most 64 KiB, `XATTR_SIZE_MAX`), not data. Only one is held at a time.
-pub const MAX_META: u64 = 1 << 20;
+pub(crate) const MAX_META: u64 = 1 << 20;
 
 fn invalid(offset: u64, why: impl std::fmt::Display) -> io::Error {
     io::Error::new(
@@ -59,7 +59,7 @@ fn truncated(offset: u64) -> io::Error {
 }
 
 /// A path for a one-line message: lossy, escaped, and cut short.
-pub fn shown(path: &[u8]) -> String {
+pub(crate) fn shown(path: &[u8]) -> String {
     let cut = &path[..path.len().min(80)];
     let mut s = format!("{:?}", String::from_utf8_lossy(cut));
     if path.len() > cut.len() {
@@ -118,18 +118,18 @@ impl<R: BufRead> Reader<R> {
 
     /// Keys of the current entry's PAX records that [`Reader::next_entry`] did not apply to the
     /// entry, such as `SCHILY.xattr.security.selinux`.
-    pub fn pax_keys(&self) -> &[Vec<u8>] {
+    pub(crate) fn pax_keys(&self) -> &[Vec<u8>] {
         &self.pax_keys
     }
 
     /// Bytes of the (uncompressed) archive consumed so far.
-    pub fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
 
     /// Counts `n` more entries (the index adds the directories paths imply) against
     /// [`MAX_ENTRIES`]; the error names `what`.
-    pub fn count_entries(&mut self, n: u64, what: &[u8]) -> io::Result<()> {
+    pub(crate) fn count_entries(&mut self, n: u64, what: &[u8]) -> io::Result<()> {
         self.entries = self.entries.saturating_add(n);
         if self.entries > MAX_ENTRIES {
             return Err(invalid(
@@ -426,7 +426,7 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// The next piece of the current entry's data (empty once all of it was consumed).
-    pub fn data(&mut self) -> io::Result<&[u8]> {
+    pub(crate) fn data(&mut self) -> io::Result<&[u8]> {
         if self.remaining == 0 {
             return Ok(&[]);
         }
@@ -441,19 +441,14 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// Marks `n` bytes returned by [`Reader::data`] as used.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n as u64 <= self.remaining);
         self.advance(n);
         self.remaining -= n as u64;
     }
 
-    /// Bytes of the current entry's data not consumed yet.
-    pub fn remaining(&self) -> u64 {
-        self.remaining
-    }
-
     /// Reads the rest of the current entry's data, failing if it is longer than `limit`.
-    pub fn read_data(&mut self, limit: u64) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_data(&mut self, limit: u64) -> io::Result<Vec<u8>> {
         if self.remaining > limit {
             return Err(invalid(
                 self.offset,
@@ -473,7 +468,7 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// Reads up to `n` bytes of the current entry's data (fewer if the entry is shorter).
-    pub fn read_head(&mut self, n: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_head(&mut self, n: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let chunk = self.data()?;

@@ -18,11 +18,6 @@ impl<W: Write> Writer<W> {
         Writer { out, written: 0 }
     }
 
-    /// Bytes of archive written so far (uncompressed).
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes)?;
         self.written += bytes.len() as u64;

@@ -48,7 +48,7 @@ impl BuildOptions {
 
 /// Parses a store path list (Nix `closureInfo`'s `store-paths`): one absolute path per line
 /// directly under `/nix/store`; blank lines are ignored, duplicates dropped, order irrelevant.
-pub fn parse_store_paths(text: &[u8]) -> Result<Vec<PathBuf>> {
+pub(crate) fn parse_store_paths(text: &[u8]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for (n, line) in text.split(|&b| b == b'\n').enumerate() {
         let line = line.trim_ascii();
@@ -305,7 +305,7 @@ fn clone_overlay(o: &BTreeMap<Vec<u8>, Node>) -> BTreeMap<Vec<u8>, Node> {
 }
 
 /// Writes the archive of `opts` to `out` (uncompressed tar).
-pub fn write_tar<W: Write>(opts: &BuildOptions, out: W) -> Result<W> {
+pub(crate) fn write_tar<W: Write>(opts: &BuildOptions, out: W) -> Result<W> {
     let overlay = overlay_for(opts);
     for p in &opts.store_paths {
         let host = opts.host_path(p);
@@ -334,7 +334,7 @@ pub fn write_tar<W: Write>(opts: &BuildOptions, out: W) -> Result<W> {
 }
 
 /// Writes `output` through a temporary sibling, so a failed build leaves no partial file.
-pub fn write_atomically(
+pub(crate) fn write_atomically(
     output: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
@@ -378,7 +378,7 @@ pub fn build(opts: &BuildOptions) -> Result<()> {
 }
 
 /// The default mtime: `$SOURCE_DATE_EPOCH` if set and numeric, else 1 (what Nix uses).
-pub fn default_mtime(source_date_epoch: Option<&str>) -> Result<i64> {
+pub(crate) fn default_mtime(source_date_epoch: Option<&str>) -> Result<i64> {
     match source_date_epoch {
         None | Some("") => Ok(1),
         Some(v) => v

@@ -12,7 +12,7 @@ use super::image::{self, ImageOptions};
 use super::{ico, manifest, rootfs, verify};
 use crate::installer::extract::{open_dir, Extractor, Owners};
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths FILE]
                                [--mtime SECS] [--keep-owners] [--level 0-9]
        nixos-wsl tarball installer --rootfs ROOTFS.tar.gz --installer PATH --output OUT.tar.gz
@@ -42,7 +42,7 @@ usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths F
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     Build {
         source: PathBuf,
         output: PathBuf,
@@ -86,7 +86,7 @@ pub enum Command {
     Help,
 }
 
-pub use crate::cli::UsageError;
+pub(crate) use crate::cli::UsageError;
 
 /// Options and positionals of one subcommand.
 struct Args {
@@ -169,7 +169,7 @@ impl Args {
 }
 
 /// Parses the arguments after `tarball`.
-pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
+pub(crate) fn parse(args: &[OsString]) -> Result<Command, UsageError> {
     let Some(sub) = args.first() else {
         return Err(UsageError("missing subcommand".into()));
     };
@@ -331,7 +331,7 @@ fn mtime(given: Option<i64>) -> Result<i64> {
 }
 
 /// Runs a parsed command; returns the exit status.
-pub fn run(cmd: Command) -> Result<i32> {
+pub(crate) fn run(cmd: Command) -> Result<i32> {
     match cmd {
         Command::Help => {
             print!("{USAGE}");
@@ -469,7 +469,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// Extracts `tarball` into a fresh directory with our extractor (what the installer does after
 /// its checksum) and with `tar -xzf`, `runs` times each, alternating; prints the medians.
-pub fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) -> Result<()> {
+pub(crate) fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) -> Result<()> {
     let base = work_dir
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("nixos-wsl-bench-{}", std::process::id()));

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
 
 /// Width and height of a PNG image, from its IHDR chunk (the first chunk, by the format).
-pub fn png_size(png: &[u8]) -> Result<(u32, u32)> {
+pub(crate) fn png_size(png: &[u8]) -> Result<(u32, u32)> {
     if png.len() < 24 || &png[..8] != PNG_SIGNATURE || &png[12..16] != b"IHDR" {
         bail!("not a PNG image (no PNG signature and IHDR chunk)");
     }

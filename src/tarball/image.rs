@@ -38,16 +38,16 @@ use crate::tar::writer::Writer;
 use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS};
 
 #[derive(Debug, Clone)]
-pub struct ImageOptions {
-    pub rootfs: PathBuf,
-    pub installer: PathBuf,
-    pub output: PathBuf,
-    pub mtime: i64,
+pub(crate) struct ImageOptions {
+    pub(crate) rootfs: PathBuf,
+    pub(crate) installer: PathBuf,
+    pub(crate) output: PathBuf,
+    pub(crate) mtime: i64,
 }
 
 /// What goes into the installer tarball besides the two big files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     Dir(u32),
     File(u32, Vec<u8>),
     Symlink(Vec<u8>),
@@ -56,7 +56,7 @@ pub enum Item {
 }
 
 /// `/etc/wsl-distribution.conf` and the files it names: `(contents, [(path, mode, contents)])`.
-pub type DistributionFiles = (Vec<u8>, Vec<(Vec<u8>, u32, Vec<u8>)>);
+pub(crate) type DistributionFiles = (Vec<u8>, Vec<(Vec<u8>, u32, Vec<u8>)>);
 
 /// The files `/etc/wsl-distribution.conf` names, with the modes Microsoft's validator wants
 /// for them (validate-modern.py).
@@ -73,7 +73,7 @@ const DISTRIBUTION_FILES: &[(&str, u32)] = &[
 /// which starts systemd itself. `[user] default`: the installer has only root, and
 /// Microsoft's validator discourages the key (the `.wsl` form sets the default user with
 /// `[oobe] defaultUid` instead). The real file is back from the next start on.
-pub fn installer_wsl_conf(conf: &[u8]) -> Vec<u8> {
+pub(crate) fn installer_wsl_conf(conf: &[u8]) -> Vec<u8> {
     let mut section = Vec::new();
     let mut out = Vec::with_capacity(conf.len());
     for line in conf.split_inclusive(|&b| b == b'\n') {
@@ -94,7 +94,7 @@ pub fn installer_wsl_conf(conf: &[u8]) -> Vec<u8> {
 }
 
 /// The passwd of the installer system: root, with the installer as its shell.
-pub fn installer_passwd() -> Vec<u8> {
+pub(crate) fn installer_passwd() -> Vec<u8> {
     format!(
         "root:x:0:0:NixOS installer:/root:{}\n",
         layout::binary_path()
@@ -103,7 +103,7 @@ pub fn installer_passwd() -> Vec<u8> {
 }
 
 /// The installer tarball's tree (pure: the layout in the module docs).
-pub fn layout_items(
+pub(crate) fn layout_items(
     wsl_conf: Vec<u8>,
     distribution: Option<DistributionFiles>,
     manifest: &Manifest,
@@ -179,7 +179,7 @@ fn sorted(items: BTreeMap<Vec<u8>, Item>) -> Vec<(Vec<u8>, Item)> {
     v
 }
 
-pub fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
+pub(crate) fn sha256_file(path: &Path) -> Result<([u8; 32], u64)> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     layout::sha256(&mut f).with_context(|| format!("reading {}", path.display()))
 }
@@ -231,7 +231,7 @@ pub fn elf_has_interpreter(data: &[u8]) -> bool {
 }
 
 /// `nixos-wsl tarball installer`.
-pub fn build_installer(opts: &ImageOptions) -> Result<()> {
+pub(crate) fn build_installer(opts: &ImageOptions) -> Result<()> {
     check_installer_binary(&opts.installer)?;
     let (sha256, size) = sha256_file(&opts.rootfs)?;
 

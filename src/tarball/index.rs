@@ -24,29 +24,29 @@ const MAX_HOPS: usize = 40;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
     pub kind: Kind,
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub size: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) size: u64,
     /// Symlink target, or the normalised path a hard link points to.
-    pub link: Vec<u8>,
+    pub(crate) link: Vec<u8>,
     /// The first bytes of an executable or wanted regular file.
-    pub head: Vec<u8>,
+    pub(crate) head: Vec<u8>,
     /// Not in the archive; implied by a descendant.
-    pub implicit: bool,
+    pub(crate) implicit: bool,
     /// The archive spells the path without a leading `./` or `/` (`dev/null`, not
     /// `./dev/null`); Microsoft's validator tells the two apart when it looks for masked units.
-    pub bare: bool,
+    pub(crate) bare: bool,
 }
 
 /// Where one extended attribute (a `SCHILY.xattr.NAME` PAX record) occurs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XattrUse {
+pub(crate) struct XattrUse {
     /// Entries carrying it.
-    pub entries: u64,
+    pub(crate) entries: u64,
     /// Position in the archive (0-based) and path of the first one.
-    pub first: u64,
-    pub sample: String,
+    pub(crate) first: u64,
+    pub(crate) sample: String,
 }
 
 /// One path of the tree: a component name under its parent node.
@@ -72,18 +72,18 @@ pub struct Index {
     nodes: Vec<Node>,
     children: HashMap<(u32, Box<[u8]>), u32>,
     /// Entries in the archive, including repeated paths.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Size of the uncompressed tar stream.
-    pub unpacked: u64,
+    pub(crate) unpacked: u64,
     /// `(path, target)` of every hard link.
-    pub hard_links: Vec<(String, String)>,
+    pub(crate) hard_links: Vec<(String, String)>,
     /// Paths that cannot be extracted safely (`..`), with the reason.
-    pub bad_paths: Vec<(String, String)>,
+    pub(crate) bad_paths: Vec<(String, String)>,
     /// Contents of the wanted files.
     pub contents: HashMap<Vec<u8>, Vec<u8>>,
     /// Extended attributes recorded as `SCHILY.xattr.NAME` PAX records, by NAME (WSL1 cannot
     /// store `security.*` ones; Microsoft's validator warns about them).
-    pub xattrs: BTreeMap<Vec<u8>, XattrUse>,
+    pub(crate) xattrs: BTreeMap<Vec<u8>, XattrUse>,
 }
 
 impl Default for Index {
@@ -112,7 +112,7 @@ fn lossy(p: &[u8]) -> String {
 }
 
 /// Display form of a normalised path.
-pub fn display(p: &[u8]) -> String {
+pub(crate) fn display(p: &[u8]) -> String {
     format!("/{}", lossy(p))
 }
 
@@ -220,7 +220,7 @@ impl Index {
 
     /// Records `entry` at the normalised path `norm` (the root is the empty path), creating
     /// the directories it implies; returns how many nodes were created.
-    pub fn insert(&mut self, norm: &[u8], entry: IndexEntry) -> u64 {
+    pub(crate) fn insert(&mut self, norm: &[u8], entry: IndexEntry) -> u64 {
         let mut created = 0;
         if self.nodes[0].entry.is_none() {
             self.nodes[0].entry = Some(implicit_dir());
@@ -247,7 +247,7 @@ impl Index {
 
     /// The entry at normalised path `norm` (`etc/passwd`; the root is the empty path),
     /// implied directories included.
-    pub fn get(&self, norm: &[u8]) -> Option<&IndexEntry> {
+    pub(crate) fn get(&self, norm: &[u8]) -> Option<&IndexEntry> {
         self.nodes[self.node_of(norm)? as usize].entry.as_ref()
     }
 
@@ -266,7 +266,7 @@ impl Index {
     /// Calls `f` with the path relative to `dir` and the entry of every node below the
     /// normalised directory `dir` (not `dir` itself), depth first. Iterative, with one shared
     /// path buffer: no recursion and no allocation per node, however deep the tree.
-    pub fn visit_below(&self, dir: &[u8], f: &mut dyn FnMut(&[u8], &IndexEntry)) {
+    pub(crate) fn visit_below(&self, dir: &[u8], f: &mut dyn FnMut(&[u8], &IndexEntry)) {
         let Some(top) = self.node_of(dir) else {
             return;
         };
@@ -299,7 +299,7 @@ impl Index {
 
     /// Calls `f` for every entry with its normalised path (the root included, as the empty
     /// path, if present).
-    pub fn visit(&self, f: &mut dyn FnMut(&[u8], &IndexEntry)) {
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&[u8], &IndexEntry)) {
         if let Some(e) = &self.nodes[0].entry {
             f(b"", e);
         }

@@ -14,28 +14,19 @@ use crate::cli::render::json_string;
 
 /// A `.wsl` file of one architecture and where it will be downloaded from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Download {
+pub(crate) struct Download {
     /// `Amd64Url` or `Arm64Url`.
-    pub key: &'static str,
-    pub file: PathBuf,
-    pub url: String,
+    pub(crate) key: &'static str,
+    pub(crate) file: PathBuf,
+    pub(crate) url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestOptions {
-    pub flavor: String,
-    pub name: String,
-    pub friendly_name: String,
-    pub downloads: Vec<Download>,
-}
-
-/// The architecture key for `--amd64` / `--arm64`.
-pub fn key_for(arch: &str) -> Option<&'static str> {
-    match arch {
-        "amd64" | "x86_64" => Some("Amd64Url"),
-        "arm64" | "aarch64" => Some("Arm64Url"),
-        _ => None,
-    }
+pub(crate) struct ManifestOptions {
+    pub(crate) flavor: String,
+    pub(crate) name: String,
+    pub(crate) friendly_name: String,
+    pub(crate) downloads: Vec<Download>,
 }
 
 /// Checks what Microsoft's validator would reject, before anything is hashed.
@@ -66,7 +57,7 @@ fn check(opts: &ManifestOptions) -> Result<()> {
 }
 
 /// The manifest text, hashing every file.
-pub fn render(opts: &ManifestOptions) -> Result<String> {
+pub(crate) fn render(opts: &ManifestOptions) -> Result<String> {
     check(opts)?;
     let mut urls = String::new();
     for d in &opts.downloads {
@@ -118,7 +109,5 @@ mod tests {
         assert!(render(&twice).unwrap_err().to_string().contains("twice"));
         let tar = opts(vec![d("Amd64Url", "https://x/nixos.tar.gz")]);
         assert!(render(&tar).unwrap_err().to_string().contains(".wsl"));
-        assert_eq!(key_for("aarch64"), Some("Arm64Url"));
-        assert_eq!(key_for("riscv64"), None);
     }
 }

@@ -31,7 +31,7 @@ use super::build::{self, BuildOptions};
 
 /// One entry of the spec besides `closure`, `nix-store` and `system`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     File {
         mode: u32,
         uid: u64,
@@ -43,12 +43,12 @@ pub enum Item {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub closure: PathBuf,
-    pub nix_store: PathBuf,
-    pub system: PathBuf,
+pub(crate) struct Spec {
+    pub(crate) closure: PathBuf,
+    pub(crate) nix_store: PathBuf,
+    pub(crate) system: PathBuf,
     /// By path relative to the root (`etc/passwd`), in path order: parents before children.
-    pub items: BTreeMap<PathBuf, Item>,
+    pub(crate) items: BTreeMap<PathBuf, Item>,
 }
 
 /// A path of the root file system: absolute, normal components only, not `/` itself.
@@ -94,7 +94,7 @@ fn number(field: &[u8], what: &str, radix: u32) -> Result<u64> {
 }
 
 /// Parses the spec; an error names the line and what is wrong with it.
-pub fn parse_spec(text: &[u8]) -> Result<Spec> {
+pub(crate) fn parse_spec(text: &[u8]) -> Result<Spec> {
     let (mut closure, mut nix_store, mut system) = (None, None, None);
     let mut items = BTreeMap::new();
     for (n, line) in text.split(|&b| b == b'\n').enumerate() {
@@ -229,7 +229,7 @@ fn copy_tree(source: &Path, target: &Path) -> Result<()> {
 
 /// Creates the spec's files, links and trees under `root` (which must not exist yet), and
 /// returns the owners the tarball must record for files not owned by root.
-pub fn lay_out(spec: &Spec, root: &Path) -> Result<HashMap<Vec<u8>, (u64, u64)>> {
+pub(crate) fn lay_out(spec: &Spec, root: &Path) -> Result<HashMap<Vec<u8>, (u64, u64)>> {
     mkdir(root, 0o755)?;
     for (dir, mode) in SKELETON {
         mkdir(&root.join(dir), *mode)?;
@@ -273,7 +273,7 @@ pub fn lay_out(spec: &Spec, root: &Path) -> Result<HashMap<Vec<u8>, (u64, u64)>>
 /// (gcroots/profiles would point at the build directory), and `db/reserved` is padding Nix
 /// recreates on demand. Then the system profile, as `nixos-rebuild` leaves it, and the
 /// garbage collector's root for all profiles, as Nix sets it up.
-pub fn load_database(spec: &Spec, root: &Path) -> Result<()> {
+pub(crate) fn load_database(spec: &Spec, root: &Path) -> Result<()> {
     let registration = spec.closure.join("registration");
     let input =
         File::open(&registration).with_context(|| format!("opening {}", registration.display()))?;
@@ -330,7 +330,7 @@ pub fn load_database(spec: &Spec, root: &Path) -> Result<()> {
 }
 
 /// `nixos-wsl tarball rootfs`.
-pub fn rootfs(
+pub(crate) fn rootfs(
     spec_file: &Path,
     work: &Path,
     output: &Path,

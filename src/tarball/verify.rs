@@ -22,7 +22,7 @@ use crate::tar::header::Kind;
 use crate::wslconf::{self, DISTRIBUTION_CONF_KEYS, WSL_CONF_KEYS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub(crate) enum Severity {
     Ok,
     Warning,
     Error,
@@ -30,8 +30,8 @@ pub enum Severity {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    pub severity: Severity,
-    pub message: String,
+    pub(crate) severity: Severity,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Finding {
@@ -47,14 +47,14 @@ impl fmt::Display for Finding {
 
 /// The machine the distribution is for; its ELF checks want 64-bit executables of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
+pub(crate) enum Arch {
     X86_64,
     Aarch64,
 }
 
 impl Arch {
     /// Parses the `--arch` value.
-    pub fn parse(name: &str) -> Option<Arch> {
+    pub(crate) fn parse(name: &str) -> Option<Arch> {
         match name {
             "x86_64" => Some(Arch::X86_64),
             "aarch64" => Some(Arch::Aarch64),
@@ -63,7 +63,7 @@ impl Arch {
     }
 
     /// `e_machine` of its executables (`EM_X86_64`, `EM_AARCH64`).
-    pub fn machine(self) -> u16 {
+    pub(crate) fn machine(self) -> u16 {
         match self {
             Arch::X86_64 => 62,
             Arch::Aarch64 => 183,
@@ -82,21 +82,21 @@ impl fmt::Display for Arch {
 
 /// What to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// Apply Microsoft's store validator rules; without them only what `wsl --import` and
     /// WSL's first start depend on is checked.
-    pub store: bool,
+    pub(crate) store: bool,
     /// The tarball is a `.wsl` distribution: `/etc/wsl-distribution.conf` is required and
     /// `/etc/wsl.conf` may only hold the keys Microsoft's validator knows.
-    pub modern: bool,
-    pub arch: Arch,
+    pub(crate) modern: bool,
+    pub(crate) arch: Arch,
 }
 
 impl Options {
     /// What `wsl --import` and the first start need, nothing of the store's rules. The
     /// installer tarball is checked with this: it is a bootstrap image without `/etc/shadow`
     /// or `/sbin/init`, which Microsoft's validator would refuse.
-    pub const IMPORT: Options = Options {
+    pub(crate) const IMPORT: Options = Options {
         store: false,
         modern: false,
         arch: Arch::X86_64,
@@ -104,7 +104,7 @@ impl Options {
 }
 
 /// Files whose contents the checks need.
-pub const WANTED: &[&[u8]] = &[b"etc/passwd", b"etc/wsl.conf", b"etc/wsl-distribution.conf"];
+pub(crate) const WANTED: &[&[u8]] = &[b"etc/passwd", b"etc/wsl.conf", b"etc/wsl-distribution.conf"];
 
 const USR_LIB_WSL: &str = "/usr/lib/wsl";
 const USR_LIBEXEC_WSL: &str = "/usr/libexec/wsl";
@@ -209,7 +209,7 @@ fn is_elf(e: &IndexEntry) -> bool {
 /// `^ELF 64-bit.* ARM aarch64, version 1`) accept. libmagic's "version 1" is `e_version` (offset
 /// 20), not `EI_VERSION` (which it ignores), and it reads both byte orders; so do we, so that
 /// nothing libmagic accepts is refused here. `Err` says what the bytes are instead.
-pub fn elf64_machine(head: &[u8]) -> Result<u16, String> {
+pub(crate) fn elf64_machine(head: &[u8]) -> Result<u16, String> {
     if !head.starts_with(b"\x7fELF") {
         return Err("not an ELF file".into());
     }
@@ -535,7 +535,7 @@ fn unexpected_keys(keys: &[(String, String)], valid: &[&str]) -> Vec<String> {
 }
 
 /// Runs every check on an indexed tarball.
-pub fn check(index: &Index, opts: &Options) -> Vec<Finding> {
+pub(crate) fn check(index: &Index, opts: &Options) -> Vec<Finding> {
     let mut r = Report(Vec::new());
     r.ok(format!(
         "{} entries, {:.1} MB unpacked",
@@ -1109,7 +1109,7 @@ pub fn verify_file(path: &Path) -> Result<Vec<Finding>> {
 }
 
 /// Indexes the tarball at `path` and checks it.
-pub fn verify_file_with(path: &Path, opts: &Options) -> Result<Vec<Finding>> {
+pub(crate) fn verify_file_with(path: &Path, opts: &Options) -> Result<Vec<Finding>> {
     let first = Index::scan(path, &|p| WANTED.contains(&p), &mut |_| Ok(()))?;
     // Wanted files may be symlinks (into /nix/store, say), and the executables checked for ELF
     // may lack the execute bit (so the first pass kept none of their bytes): a second pass
@@ -1143,13 +1143,8 @@ pub fn verify_file_with(path: &Path, opts: &Options) -> Result<Vec<Finding>> {
 }
 
 /// Whether any finding is an error.
-pub fn has_errors(findings: &[Finding]) -> bool {
+pub(crate) fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
-}
-
-/// Whether any finding is a warning.
-pub fn has_warnings(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Warning)
 }
 
 /// Python's `configparser.ConfigParser()` with its defaults, as validate-modern.py uses it
@@ -1163,7 +1158,7 @@ mod pyini {
 
     /// `section.key` (section as written, key lower-cased) and value, in file order; `Err`
     /// when configparser raises.
-    pub fn keys(text: &str) -> Result<Vec<(String, String)>, String> {
+    pub(crate) fn keys(text: &str) -> Result<Vec<(String, String)>, String> {
         let (sections, defaults) = read(text)?;
         let join = |v: &[String]| v.join("\n").trim_end().to_string();
         let defaults: Vec<(String, String)> =
