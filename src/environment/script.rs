@@ -10,10 +10,13 @@
 //!
 //! The subset: comments; `NAME=word...` (sequential, unexported unless already exported);
 //! `export NAME=word... NAME...`; `unset NAME...`; `if [ test ]; then ... [else ...] fi` and
-//! `test`, with `-n -z -e -f -d -h -L -s = !=` and `!`; `;` between commands. Words: plain
-//! text, `'...'`, `"..."` with backslash escapes, `\x`, line continuations, `$NAME`,
-//! `${NAME}` and `${NAME[:]-word}`/`${NAME[:]+word}`. Refused: command substitution,
-//! pipelines, redirections, `&&`/`||`, loops, `case`, functions, `.`/`source`, other
+//! `test`, with `-n -z -e -f -d -h -L -s = !=`, `!`, and `-a`/`-o` between them; `;`
+//! between commands, and `&&`/`||` lists of them (also as an `if` condition:
+//! `if [ -z "$A" ] && [ -n "$B" ]; then`, as NixOS' agent and Docker modules write). Words:
+//! plain text, `'...'`, `$'...'` (bash's and POSIX 2024's C-style quoting, in which bash
+//! also prints `export -p`), `"..."` with backslash escapes, `\x`, line continuations,
+//! `$NAME`, `${NAME}` and `${NAME[:]-word}`/`${NAME[:]+word}`. Refused: command
+//! substitution, pipelines, redirections, loops, `case`, functions, `.`/`source`, other
 //! commands, special parameters, globbing, tilde and brace expansion, changes to IFS, and
 //! unquoted expansions that a shell would split or glob.
 
@@ -55,14 +58,30 @@ pub fn evaluate(script: &[u8], env: &Env) -> Result<Env, Unsupported> {
         exported: env.clone(),
         local: Env::new(),
         frames: Vec::new(),
+        status: true,
     };
     let mut lexer = Lexer {
         s: script,
         pos: 0,
         line: 1,
     };
-    while let Some((line, words)) = lexer.command()? {
-        shell.run(line, &words)?;
+    let mut connector = Sep::End;
+    while let Some((line, words, sep)) = lexer.command()? {
+        if sep != Sep::End && words.first().and_then(keyword) == Some(&b"fi"[..]) {
+            // The status of a whole `if` is not modelled.
+            return Err(Unsupported {
+                line,
+                what: "`&&` or `||` after `fi`",
+            });
+        }
+        shell.run_listed(line, &words, connector)?;
+        connector = sep;
+    }
+    if connector != Sep::End {
+        return Err(Unsupported {
+            line: lexer.line,
+            what: "`&&` or `||` without a command after it",
+        });
     }
     if shell.frames.is_empty() {
         Ok(shell.exported)
@@ -103,6 +122,17 @@ enum Op {
 }
 
 type Word = Vec<Part>;
+
+/// What ended a simple command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    /// A newline, `;` or the end of the file.
+    End,
+    /// `&&`: the next command runs if this one succeeded.
+    And,
+    /// `||`: the next command runs if this one failed.
+    Or,
+}
 
 /// Bytes that a shell treats specially when unquoted and that the subset does not model.
 const GLOB_OR_TILDE_OR_BRACE: &[u8] = b"*?[~{}";
@@ -154,8 +184,9 @@ impl Lexer<'_> {
         })
     }
 
-    /// The next simple command: its first line and its words, `None` at the end.
-    fn command(&mut self) -> Result<Option<(usize, Vec<Word>)>, Unsupported> {
+    /// The next simple command: its first line, its words and what ended it; `None` at the
+    /// end.
+    fn command(&mut self) -> Result<Option<(usize, Vec<Word>, Sep)>, Unsupported> {
         let mut words = Vec::new();
         let mut start = self.line;
         loop {
@@ -187,11 +218,19 @@ impl Lexer<'_> {
                     self.bump();
                     break;
                 }
+                Some(b @ (b'&' | b'|')) if self.peek_at(1) == Some(b) => {
+                    if words.is_empty() {
+                        return self.refuse("`&&` or `||` without a command before it");
+                    }
+                    self.pos += 2;
+                    let sep = if b == b'&' { Sep::And } else { Sep::Or };
+                    return Ok(Some((start, words, sep)));
+                }
                 Some(0) => return self.refuse("NUL byte"),
                 Some(_) => words.push(self.word()?),
             }
         }
-        Ok((!words.is_empty()).then_some((start, words)))
+        Ok((!words.is_empty()).then_some((start, words, Sep::End)))
     }
 
     /// One word, up to an unquoted blank, newline, `;` or the end.
@@ -229,6 +268,7 @@ impl Lexer<'_> {
                     self.dollar(&mut parts, false)?;
                 }
                 b'`' => return self.refuse("command substitution"),
+                b'|' | b'&' if self.peek_at(1) == Some(b) => break,
                 b'|' | b'&' => return self.refuse("pipeline, list or background job"),
                 b'<' | b'>' => return self.refuse("redirection"),
                 b'(' | b')' => return self.refuse("subshell or function definition"),
@@ -286,13 +326,81 @@ impl Lexer<'_> {
             Some(b'0'..=b'9' | b'@' | b'*' | b'#' | b'?' | b'-' | b'$' | b'!') => {
                 self.refuse("special parameter")
             }
-            Some(b'\'' | b'"') if !quoted => self.refuse("`$'...'` or `$\"...\"` quoting"),
+            Some(b'\'') if !quoted => {
+                self.bump();
+                self.ansi_c(parts)
+            }
+            Some(b'"') if !quoted => self.refuse("`$\"...\"` quoting"),
             // A `$` followed by anything else is literal.
             _ => {
                 push_text(parts, b"$", quoted);
                 Ok(())
             }
         }
+    }
+
+    /// The inside of `$'...'`, after the opening quote: C-style escapes as bash decodes them.
+    fn ansi_c(&mut self, parts: &mut Vec<Part>) -> Result<(), Unsupported> {
+        let mut bytes = Vec::new();
+        loop {
+            let b = match self.bump() {
+                None => return self.refuse("unterminated $'...'"),
+                Some(b'\'') => break,
+                Some(0) => return self.refuse("NUL byte"),
+                Some(b'\\') => match self.bump() {
+                    None => return self.refuse("unterminated $'...'"),
+                    Some(b'a') => 0x07,
+                    Some(b'b') => 0x08,
+                    Some(b'e' | b'E') => 0x1b,
+                    Some(b'f') => 0x0c,
+                    Some(b'n') => b'\n',
+                    Some(b'r') => b'\r',
+                    Some(b't') => b'\t',
+                    Some(b'v') => 0x0b,
+                    Some(b @ (b'\\' | b'\'' | b'"' | b'?')) => b,
+                    Some(d @ b'0'..=b'7') => {
+                        let mut value = u32::from(d - b'0');
+                        for _ in 0..2 {
+                            match self.peek() {
+                                Some(d @ b'0'..=b'7') => {
+                                    self.bump();
+                                    value = value * 8 + u32::from(d - b'0');
+                                }
+                                _ => break,
+                            }
+                        }
+                        // bash keeps the low byte of `\777`.
+                        (value & 0xff) as u8
+                    }
+                    Some(b'x') => {
+                        let mut value = 0u32;
+                        let mut digits = 0;
+                        while digits < 2 {
+                            match self.peek().and_then(|d| (d as char).to_digit(16)) {
+                                Some(d) => {
+                                    self.bump();
+                                    value = value * 16 + d;
+                                    digits += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        if digits == 0 {
+                            return self.refuse("`\\x` without hex digits in $'...'");
+                        }
+                        value as u8
+                    }
+                    Some(_) => return self.refuse("an escape in $'...' other than C's"),
+                },
+                Some(b) => b,
+            };
+            if b == 0 {
+                return self.refuse("NUL byte");
+            }
+            bytes.push(b);
+        }
+        push_text(parts, &bytes, true);
+        Ok(())
     }
 
     fn name(&mut self) -> Vec<u8> {
@@ -411,6 +519,8 @@ struct Shell {
     /// later expansions, absent from the result (what `env` after `sh -c '. file'` shows).
     local: Env,
     frames: Vec<Frame>,
+    /// Whether the last command that ran succeeded (`$? == 0`), for `&&` and `||`.
+    status: bool,
 }
 
 impl Shell {
@@ -428,6 +538,61 @@ impl Shell {
     fn lookup(&self, name: &[u8]) -> Option<&OsStr> {
         let name = OsStr::from_bytes(name);
         self.exported.get(name).or_else(|| self.local.get(name))
+    }
+
+    /// Runs one simple command of an and-or list; `connector` is what joined it to the one
+    /// before (`Sep::End`: it starts a list).
+    fn run_listed(
+        &mut self,
+        line: usize,
+        words: &[Word],
+        connector: Sep,
+    ) -> Result<(), Unsupported> {
+        if connector == Sep::End {
+            return self.run(line, words);
+        }
+        if words
+            .first()
+            .and_then(keyword)
+            .is_some_and(|k| matches!(&k[..], b"if" | b"then" | b"else" | b"elif" | b"fi"))
+        {
+            return Err(Unsupported {
+                line,
+                what: "a reserved word after `&&` or `||`",
+            });
+        }
+        if let Some(f) = self.frames.last() {
+            if f.branch == Branch::Condition {
+                // `if a && b; then`: the list is the condition.
+                let (active, condition) = (f.outer_active, f.condition);
+                let runs = active && (connector == Sep::And) == condition;
+                let result = if runs {
+                    self.test(line, words)?
+                } else {
+                    condition
+                };
+                if let Some(f) = self.frames.last_mut() {
+                    f.condition = result;
+                }
+                return Ok(());
+            }
+        }
+        if (connector == Sep::And) == self.status {
+            self.run(line, words)
+        } else {
+            // Skipped: `$?` stays what it was. Still run inactive, so that whatever the
+            // subset refuses is refused whichever way the test went.
+            let (status, frames) = (self.status, self.frames.len());
+            self.frames.push(Frame {
+                outer_active: false,
+                condition: false,
+                branch: Branch::Then,
+            });
+            let result = self.run(line, words);
+            self.frames.truncate(frames);
+            self.status = status;
+            result
+        }
     }
 
     /// Runs one simple command; reserved words may carry the next command after them.
@@ -483,9 +648,25 @@ impl Shell {
                 }
             }
             Some(b"elif") => refuse("`elif`"),
-            Some(b"export") => self.export(line, &words[1..]),
-            Some(b"unset") => self.unset(line, &words[1..]),
-            _ if words.iter().all(|w| assignment(w).is_some()) => self.assign(line, words),
+            Some(b"export") => {
+                self.status = true;
+                self.export(line, &words[1..])
+            }
+            Some(b"unset") => {
+                self.status = true;
+                self.unset(line, &words[1..])
+            }
+            Some(b"[" | b"test") => {
+                // A test on its own: only its status matters (`[ -e x ] && export A=1`).
+                if self.active() {
+                    self.status = self.test(line, words)?;
+                }
+                Ok(())
+            }
+            _ if words.iter().all(|w| assignment(w).is_some()) => {
+                self.status = true;
+                self.assign(line, words)
+            }
             _ => refuse("a command other than export, unset, assignment or if"),
         }
     }
@@ -586,7 +767,7 @@ impl Shell {
         let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
         match evaluate_test(&fields) {
             Some(result) => Ok(result),
-            None => refuse("a test other than -n -z -e -f -d -h -L -s = != !"),
+            None => refuse("a test other than -n -z -e -f -d -h -L -s = != ! -a -o"),
         }
     }
 
@@ -702,9 +883,38 @@ fn evaluate_test(args: &[&[u8]]) -> Option<bool> {
         [a, b"=", b] => Some(a == b),
         [a, b"!=", b] => Some(a != b),
         [b"!", ref rest @ ..] if rest.len() <= 3 => evaluate_test(rest).map(|r| !r),
-        _ => None,
+        _ => binary_connective(args),
     }
 }
+
+/// `a -o b` and `a -a b` (XSI; `-a` binds tighter), split at the first connective whose two
+/// sides are tests of the subset. At most [`MAX_TEST_ARGS`] arguments, so the split stays
+/// cheap.
+fn binary_connective(args: &[&[u8]]) -> Option<bool> {
+    if args.len() < 3 || args.len() > MAX_TEST_ARGS {
+        return None;
+    }
+    for op in [&b"-o"[..], &b"-a"[..]] {
+        for i in 1..args.len() - 1 {
+            if args[i] != op {
+                continue;
+            }
+            if let (Some(left), Some(right)) =
+                (evaluate_test(&args[..i]), evaluate_test(&args[i + 1..]))
+            {
+                return Some(if op == b"-o" {
+                    left || right
+                } else {
+                    left && right
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The longest `test` argument list evaluated in process.
+const MAX_TEST_ARGS: usize = 9;
 
 fn unary(op: &[u8], operand: &[u8]) -> Option<bool> {
     let path = Path::new(OsStr::from_bytes(operand));
@@ -870,15 +1080,66 @@ mod tests {
     }
 
     #[test]
+    fn and_or_lists_and_connectives() {
+        let vars = [("SET", "x"), ("EMPTY", "")];
+        let got = |script: &str| {
+            let env = run(script, &vars);
+            ["A", "B", "C", "D"].map(|n| get(&env, n).map(str::to_owned))
+        };
+        let one = Some("1".to_owned());
+        assert_eq!(
+            got(
+                "[ -n \"$SET\" ] && export A=1; [ -n \"$EMPTY\" ] && export B=1\n\
+                 [ -n \"$EMPTY\" ] || export C=1; [ -n \"$SET\" ] || export D=1"
+            ),
+            [one.clone(), None, one.clone(), None]
+        );
+        assert_eq!(
+            got(
+                "if [ -n \"$SET\" ] && [ -z \"$EMPTY\" ]; then export A=1; fi\n\
+                 if [ -z \"$SET\" ] &&\n  [ -z \"$EMPTY\" ]; then export B=1; fi\n\
+                 if [ -z \"$SET\" ] || [ -z \"$EMPTY\" ]; then export C=1; fi\n\
+                 if [ -z \"$SET\" -a -n \"$SET\" -o -z \"$EMPTY\" ]; then export D=1; fi"
+            ),
+            [one.clone(), None, one.clone(), one.clone()]
+        );
+        // A skipped command keeps `$?`: `false && x || y` runs y.
+        assert_eq!(
+            got("[ -z \"$SET\" ] && export A=1 || export B=1"),
+            [None, one.clone(), None, None]
+        );
+        assert_eq!(
+            got("export A=$'tab\\there\\n\\x41\\101\\'q'"),
+            [Some("tab\there\nAA'q".to_owned()), None, None, None]
+        );
+    }
+
+    #[test]
     fn refusals_name_the_line() {
         let cases: &[(&str, usize, &str)] = &[
             ("export A=\"$(id -u)\"", 1, "command substitution"),
             ("\n\nexport A=`id`", 3, "command substitution"),
             ("export A=\"`id`\"", 1, "command substitution"),
+            ("export A=1 &", 1, "pipeline, list or background job"),
             (
-                "[ -e /x ] && export A=1",
+                "if [ -e / ]; then export A=1; fi && export B=1",
                 1,
-                "pipeline, list or background job",
+                "`&&` or `||` after `fi`",
+            ),
+            (
+                "export A=1 &&",
+                1,
+                "`&&` or `||` without a command after it",
+            ),
+            (
+                "[ -e / ] && if [ -e / ]; then :; fi",
+                1,
+                "a reserved word after `&&` or `||`",
+            ),
+            (
+                "export A=$'\\u00e9'",
+                1,
+                "an escape in $'...' other than C's",
             ),
             ("export A=1 | cat", 1, "pipeline, list or background job"),
             ("export A=1 >/dev/null", 1, "redirection"),
@@ -917,7 +1178,7 @@ mod tests {
                 "parameter expansion other than ${NAME}, ${NAME:-w}, ${NAME:+w}",
             ),
             ("export A=\"${HOME:-\"x\"}\"", 1, "quoting inside ${...}"),
-            ("export A=$'x'", 1, "`$'...'` or `$\"...\"` quoting"),
+            ("export A=$\"x\"", 1, "`$\"...\"` quoting"),
             ("export A=\"x", 1, "unterminated double quote"),
             ("export A='x", 1, "unterminated single quote"),
             ("if [ -e / ]; then\nexport A=1\n", 3, "`if` without `fi`"),
@@ -931,12 +1192,12 @@ mod tests {
             (
                 "if [ -r / ]; then export A=1; fi",
                 1,
-                "a test other than -n -z -e -f -d -h -L -s = != !",
+                "a test other than -n -z -e -f -d -h -L -s = != ! -a -o",
             ),
             (
-                "if [ -e / -a -d / ]; then export A=1; fi",
+                "if [ -e / -a \\( -d / \\) ]; then export A=1; fi",
                 1,
-                "a test other than -n -z -e -f -d -h -L -s = != !",
+                "a test other than -n -z -e -f -d -h -L -s = != ! -a -o",
             ),
             (
                 "if [ -n $HOME ]; then export A=1; fi",

@@ -23,10 +23,16 @@ use super::Env;
 use crate::session::Account;
 use crate::sys::deadline::Deadline;
 
-/// Checks the syntax first (`-n`): bash, even as `sh`, carries on after a syntax error in a
-/// dot script, which would hand back half an environment. The file's own output goes to
-/// stderr so that stdout carries nothing but `env -0`. `$1` file, `$2` env, `$3` shell.
-const SCRIPT: &str = r#""$3" -n "$1" >&2 || exit; . "$1" >&2; exec "$2" -0"#;
+/// One shell run: the file sourced with its own output on stderr, so that stdout carries
+/// nothing but what the shell itself then prints of its exported variables (`export -p`, a
+/// builtin: no second program). `$1` is the file. A syntax error makes dash exit; bash, even
+/// as `sh`, reports it and carries on, which would hand back half an environment, so its
+/// message counts as a failure ([`syntax_error`]).
+const SCRIPT: &str = r#". "$1" >&2; export -p"#;
+
+/// The same, for exported values `export -p`'s quoting is not read back for: `env -0`
+/// prints them as bytes. `$2` is `env`. A second run, only then.
+const SCRIPT_ENV0: &str = r#". "$1" >&2; exec "$2" -0"#;
 
 /// `env` by absolute path, so a file that empties PATH still reports its environment.
 const ENV_PROGRAMS: &[&str] = &["/run/current-system/sw/bin/env", "/usr/bin/env", "/bin/env"];
@@ -66,7 +72,7 @@ impl Credentials {
     }
 }
 
-/// Runs `shell -c '. file; exec env -0'` with exactly `env` (nothing of our own environment)
+/// Runs `shell -c '. file; export -p'` with exactly `env` (nothing of our own environment)
 /// and returns the environment it exports, in `env`'s order, new names after.
 ///
 /// `user`, when it is not who we already are, is who the shell runs as (dropping root needs
@@ -82,23 +88,46 @@ pub(crate) fn source(
     timeout: Duration,
     user: Option<&Credentials>,
 ) -> anyhow::Result<Env> {
-    let env_program = ENV_PROGRAMS
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .with_context(|| format!("no `env` program in {}", ENV_PROGRAMS.join(", ")))?;
     // `.` searches PATH for a name without a slash.
     let file = if file.is_absolute() {
         file.to_owned()
     } else {
         Path::new(".").join(file)
     };
+    let printed = run(shell, SCRIPT, &[file.as_os_str()], env, timeout, user)?;
+    if let Some(after) = read_export_p(&printed) {
+        return Ok(merge(env, after));
+    }
+    log::debug!("cannot read back `export -p`; asking `env -0`");
+    let env_program = ENV_PROGRAMS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .with_context(|| format!("no `env` program in {}", ENV_PROGRAMS.join(", ")))?;
+    let printed = run(
+        shell,
+        SCRIPT_ENV0,
+        &[file.as_os_str(), env_program.as_os_str()],
+        env,
+        timeout,
+        user,
+    )?;
+    Ok(merge(env, parse_env0(&printed)))
+}
+
+/// Runs `shell -c script sh args...` as [`source`] describes; its stdout.
+fn run(
+    shell: &Path,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    env: &Env,
+    timeout: Duration,
+    user: Option<&Credentials>,
+) -> anyhow::Result<Vec<u8>> {
     let mut command = Command::new(shell);
     command
-        .args(["-c", SCRIPT, "sh"])
-        .arg(&file)
-        .arg(env_program)
-        .arg(shell)
+        .args(["-c", script, "sh"])
+        .args(args)
         .env_clear()
         .envs(env.iter())
         .stdin(Stdio::null())
@@ -127,14 +156,46 @@ pub(crate) fn source(
         let _ = child.wait();
     }
     let (status, stdout, stderr) = outcome?;
+    let reason = String::from_utf8_lossy(&stderr);
+    if let Some(line) = syntax_error(&reason) {
+        bail!("{line}");
+    }
     if !status.success() {
-        let reason = String::from_utf8_lossy(&stderr);
         match reason.lines().map(str::trim).find(|l| !l.is_empty()) {
             Some(line) => bail!("{line}"),
             None => bail!("{} exited with {status}", shell.display()),
         }
     }
-    Ok(merge(env, parse_env0(&stdout)))
+    Ok(stdout)
+}
+
+/// A shell's report of a syntax error in the sourced file, among what it wrote on stderr:
+/// bash's `FILE: line N: syntax error ...` (after which bash goes on), dash's `FILE: N:
+/// Syntax error: ...` (after which dash exits).
+fn syntax_error(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("syntax error") || l.contains("Syntax error"))
+}
+
+/// The exported variables from `export -p`'s output: dash's `export NAME='value'`, bash's
+/// `export NAME="value"` (as `sh`) or `declare -x NAME="value"`, with `$'...'` for control
+/// characters, all of which the in-process evaluator reads. `None` when it cannot (an
+/// exported `IFS`, `declare -rx`, an escape it does not decode): the caller asks `env -0`.
+fn read_export_p(printed: &[u8]) -> Option<Env> {
+    let text: std::borrow::Cow<[u8]> = if printed.starts_with(b"declare ") {
+        // bash, not as `sh`: one variable per line, control characters are `$'...'`.
+        let mut out = Vec::with_capacity(printed.len());
+        for line in printed.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(b"export ");
+            out.extend_from_slice(line.strip_prefix(b"declare -x ")?);
+        }
+        out.into()
+    } else {
+        printed.into()
+    };
+    super::script::evaluate(&text, &Env::new()).ok()
 }
 
 /// Reads stdout to its end and stderr as far as it goes, then reaps the child.

@@ -195,6 +195,40 @@ fn fast_path_equals_sh_on_edge_cases() {
     assert_fast_equals_shells(EDGE_CASES, &other, &dir);
 }
 
+/// What commonly enabled NixOS modules generate (nixpkgs 25.05/25.11: the exports of
+/// `environment.variables` and `profileRelativeSessionVariables`, nix-channel, terminfo,
+/// security wrappers, `programs.ssh.startAgent`'s `-a` test, `docker-rootless`' `&&` list).
+const COMMON_MODULES: &[u8] = include_bytes!("fixtures/set-environment-common");
+
+#[test]
+fn fast_path_equals_sh_on_common_modules() {
+    let dir = TempDir::new();
+    let mut env = wsl_env(&dir.0);
+    script::evaluate(COMMON_MODULES, &env).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_fast_equals_shells(COMMON_MODULES, &env, &dir);
+    env.set("XDG_RUNTIME_DIR", "/run/user/1000");
+    assert_fast_equals_shells(COMMON_MODULES, &env, &dir);
+    env.set("SSH_AUTH_SOCK", "/tmp/forwarded");
+    env.set("DOCKER_HOST", "tcp://x");
+    assert_fast_equals_shells(COMMON_MODULES, &env, &dir);
+    let loaded = script::evaluate(COMMON_MODULES, &env).expect("fast path");
+    assert_eq!(
+        loaded.get("SSH_AUTH_SOCK"),
+        Some(OsStr::new("/tmp/forwarded"))
+    );
+    env.remove("SSH_AUTH_SOCK");
+    env.remove("DOCKER_HOST");
+    let loaded = script::evaluate(COMMON_MODULES, &env).expect("fast path");
+    assert_eq!(
+        loaded.get("DOCKER_HOST"),
+        Some(OsStr::new("unix:///run/user/1000/docker.sock"))
+    );
+    assert_eq!(
+        loaded.get("SSH_AUTH_SOCK"),
+        Some(OsStr::new("/run/user/1000/ssh-agent"))
+    );
+}
+
 /// extraInit code beyond the subset: loops, `-a`, command substitution, functions, output.
 const EXTRA_INIT: &str = r#"export __NIXOS_SET_ENVIRONMENT_DONE=1
 export PATH="/run/current-system/sw/bin:/usr/bin:/bin"
@@ -480,4 +514,40 @@ fn env_keeps_order_and_bytes() {
 /// [`load_set_environment_as`] as whoever we are.
 fn load_set_environment(path: &Path, env: &Env, shell: &Path) -> anyhow::Result<Env> {
     load_set_environment_as(path, env, shell, None)
+}
+
+/// The fallback's cost against one plain `sh -c '. file'` run, side by side
+/// (`cargo test --release -- --nocapture --ignored fallback_cost`).
+#[test]
+#[ignore = "a measurement, not a test"]
+fn fallback_cost() {
+    let dir = TempDir::new();
+    let env = wsl_env(&dir.0);
+    let file = dir.write("set-environment", EXTRA_INIT.as_bytes());
+    for shell in shells() {
+        let (mut ours, mut plain) = (Duration::ZERO, Duration::ZERO);
+        let runs = 300;
+        for _ in 0..runs {
+            let start = Instant::now();
+            sh::source(shell, &file, &env, FALLBACK_TIMEOUT, None).expect("sourced");
+            ours += start.elapsed();
+            let start = Instant::now();
+            let status = std::process::Command::new(shell)
+                .args(["-c", ". \"$1\" >/dev/null 2>&1", "sh"])
+                .arg(&file)
+                .env_clear()
+                .envs(env.iter())
+                .status()
+                .expect("sh");
+            assert!(status.success());
+            plain += start.elapsed();
+        }
+        eprintln!(
+            "{}: fallback {:?}, one `sh -c '. file'` {:?}: ratio {:.2}",
+            shell.display(),
+            ours / runs,
+            plain / runs,
+            ours.as_secs_f64() / plain.as_secs_f64()
+        );
+    }
 }
