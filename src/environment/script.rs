@@ -554,7 +554,7 @@ impl Shell {
         if words
             .first()
             .and_then(keyword)
-            .is_some_and(|k| matches!(&k[..], b"if" | b"then" | b"else" | b"elif" | b"fi"))
+            .is_some_and(|k| matches!(k, b"if" | b"then" | b"else" | b"elif" | b"fi"))
         {
             return Err(Unsupported {
                 line,
