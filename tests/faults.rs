@@ -2,7 +2,7 @@
 //! simulator (tests/sim) with real systemd.
 //!
 //! One test binary (`harness = false`, libtest-mimic). Tiers:
-//! - `fuzz::*`, `cli::usage*`: no privileges (the config parser, the CLI's argument handling);
+//! - `cli::usage*`: no privileges (the CLI's argument handling);
 //! - `kill::*`: SIGKILL of the login shell at each stage of a cold start, then a working
 //!   session with exactly one systemd;
 //! - `systemd::*`: systemd dying while starting or after being ready;
