@@ -192,168 +192,197 @@ fn check_value(ty: ValueType, value: &str) -> Option<String> {
     }
 }
 
-/// Parses `text` against `keys`.
+/// Parses `text` against `keys`: a line at a time, as WSL's own parser reads it; the first
+/// syntax error ends the file (WSL ignores the rest).
 pub(crate) fn parse(text: &[u8], keys: &[(&'static str, ValueType)]) -> Parsed {
     let mut out = Parsed::default();
     let mut seen: Vec<(&'static str, usize)> = Vec::new();
     let mut section = String::new();
-    let chars: Vec<u8> = text.to_vec();
-    let mut i = 0;
-    let mut line = 1;
-    let hspace = |c: u8| c == b' ' || c == b'\t';
-    let syntax = |line: usize, what: &str| Problem::Syntax {
-        line,
-        what: what.to_string(),
+    let mut sc = Scanner {
+        s: text,
+        i: 0,
+        line: 1,
     };
-    while i < chars.len() {
-        while i < chars.len() && hspace(chars[i]) {
-            i += 1;
-        }
-        if i >= chars.len() {
+    loop {
+        sc.skip_blanks();
+        let Some(c) = sc.peek() else {
             break;
-        }
-        let c = chars[i];
-        if c == b'\n' {
-            line += 1;
-            i += 1;
-            continue;
-        }
-        if c == b'\r' {
-            i += 1;
-            continue;
-        }
-        if c == b'#' {
-            while i < chars.len() && chars[i] != b'\n' {
-                i += 1;
+        };
+        let step = match c {
+            b'\n' => {
+                sc.line += 1;
+                sc.i += 1;
+                Ok(())
             }
-            continue;
-        }
-        if c == b'[' {
-            i += 1;
-            if i >= chars.len() || !chars[i].is_ascii_alphabetic() {
-                out.problems
-                    .push(syntax(line, "a section name starts with a letter"));
-                return out;
+            b'\r' => {
+                sc.i += 1;
+                Ok(())
             }
-            let start = i;
-            while i < chars.len() && chars[i].is_ascii_alphanumeric() {
-                i += 1;
+            b'#' => {
+                sc.skip_to_end_of_line();
+                Ok(())
             }
-            let name = String::from_utf8_lossy(&chars[start..i]).into_owned();
-            if i >= chars.len() || chars[i] != b']' {
-                out.problems.push(syntax(line, "expected ']'"));
-                return out;
+            b'[' => sc.section().map(|name| section = name),
+            _ => {
+                let line = sc.line;
+                sc.assignment().map(|(name, value)| {
+                    let full = if section.is_empty() {
+                        name
+                    } else {
+                        format!("{section}.{name}")
+                    };
+                    record(&mut out, &mut seen, keys, full, value, line);
+                })
             }
-            i += 1;
-            while i < chars.len() && hspace(chars[i]) {
-                i += 1;
-            }
-            match chars.get(i) {
-                None | Some(b'\n') | Some(b'\r') | Some(b'#') => {}
-                Some(_) => {
-                    out.problems
-                        .push(syntax(line, "expected the end of the line after ']'"));
-                    return out;
-                }
-            }
-            section = name;
-            continue;
-        }
-        if !c.is_ascii_alphabetic() {
-            out.problems
-                .push(syntax(line, "a key starts with a letter"));
+        };
+        if let Err(what) = step {
+            out.problems.push(Problem::Syntax {
+                line: sc.line,
+                what: what.to_string(),
+            });
             return out;
         }
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_alphanumeric() {
-            i += 1;
+    }
+    out
+}
+
+/// Adds one `key = value` of line `line`: unknown keys, repeats (the first wins, as in WSL)
+/// and values of the wrong type are problems; the rest are settings.
+fn record(
+    out: &mut Parsed,
+    seen: &mut Vec<(&'static str, usize)>,
+    keys: &[(&'static str, ValueType)],
+    full: String,
+    value: String,
+    line: usize,
+) {
+    let Some(&(key, ty)) = keys.iter().find(|(k, _)| k.eq_ignore_ascii_case(&full)) else {
+        out.problems.push(Problem::UnknownKey { line, key: full });
+        return;
+    };
+    if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == key) {
+        out.problems.push(Problem::Duplicate {
+            line,
+            key: full,
+            first,
+        });
+        return;
+    }
+    seen.push((key, line));
+    if let Some(expected) = check_value(ty, &value) {
+        out.problems.push(Problem::InvalidValue {
+            line,
+            key,
+            value: value.clone(),
+            expected,
+        });
+    }
+    out.settings.push(Setting { key, value, line });
+}
+
+/// A position in a wsl.conf-style text.
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+    /// 1-based, counting line continuations.
+    line: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// Spaces and tabs.
+    fn skip_blanks(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
         }
-        let name = String::from_utf8_lossy(&chars[start..i]).into_owned();
-        let key_line = line;
-        while i < chars.len() && hspace(chars[i]) {
-            i += 1;
+    }
+
+    fn skip_to_end_of_line(&mut self) {
+        while self.peek().is_some_and(|c| c != b'\n') {
+            self.i += 1;
         }
-        if chars.get(i) != Some(&b'=') {
-            out.problems.push(syntax(line, "expected '='"));
-            return out;
+    }
+
+    /// Letters and digits (the caller checked the first is a letter).
+    fn name(&mut self) -> String {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            self.i += 1;
         }
-        i += 1;
-        while i < chars.len() && hspace(chars[i]) {
-            i += 1;
+        String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
+    }
+
+    /// `[name]`, at the `[`, up to the end of its line.
+    fn section(&mut self) -> Result<String, &'static str> {
+        self.i += 1;
+        if !self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            return Err("a section name starts with a letter");
         }
+        let name = self.name();
+        if self.peek() != Some(b']') {
+            return Err("expected ']'");
+        }
+        self.i += 1;
+        self.skip_blanks();
+        match self.peek() {
+            None | Some(b'\n' | b'\r' | b'#') => Ok(name),
+            Some(_) => Err("expected the end of the line after ']'"),
+        }
+    }
+
+    /// `key = value`, at the key, up to the end of its line (or a comment).
+    fn assignment(&mut self) -> Result<(String, String), &'static str> {
+        if !self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            return Err("a key starts with a letter");
+        }
+        let name = self.name();
+        self.skip_blanks();
+        if self.peek() != Some(b'=') {
+            return Err("expected '='");
+        }
+        self.i += 1;
+        self.skip_blanks();
+        Ok((name, self.value()?))
+    }
+
+    /// A value: `"` toggles quoting (a `#` outside quotes starts a comment), backslash
+    /// escapes `\\ \" \b \n \t` and line continuations, trailing blanks dropped.
+    fn value(&mut self) -> Result<String, &'static str> {
         let mut value: Vec<u8> = Vec::new();
         let mut trimmed = 0;
         let mut quoted = false;
-        while i < chars.len() && chars[i] != b'\n' && chars[i] != b'\r' {
-            let ch = chars[i];
+        while let Some(ch) = self.peek().filter(|&c| c != b'\n' && c != b'\r') {
             match ch {
                 b'"' => quoted = !quoted,
                 b'\\' => {
-                    i += 1;
-                    match chars.get(i) {
+                    self.i += 1;
+                    match self.peek() {
                         Some(b'\\') => value.push(b'\\'),
                         Some(b'"') => value.push(b'"'),
                         Some(b'b') => value.push(8),
                         Some(b'n') => value.push(b'\n'),
                         Some(b't') => value.push(b'\t'),
-                        Some(b'\n') => line += 1,
-                        _ => {
-                            out.problems.push(syntax(line, "invalid escape sequence"));
-                            return out;
-                        }
+                        Some(b'\n') => self.line += 1,
+                        _ => return Err("invalid escape sequence"),
                     }
                 }
                 b'#' if !quoted => break,
                 _ => value.push(ch),
             }
-            if !hspace(ch) {
+            if ch != b' ' && ch != b'\t' {
                 trimmed = value.len();
             }
-            i += 1;
+            self.i += 1;
         }
         if quoted {
-            out.problems.push(syntax(line, "unterminated quote"));
-            return out;
+            return Err("unterminated quote");
         }
         value.truncate(trimmed);
-        let full = if section.is_empty() {
-            name
-        } else {
-            format!("{section}.{name}")
-        };
-        let value = String::from_utf8_lossy(&value).into_owned();
-        match keys.iter().find(|(k, _)| k.eq_ignore_ascii_case(&full)) {
-            None => out.problems.push(Problem::UnknownKey {
-                line: key_line,
-                key: full,
-            }),
-            Some(&(key, ty)) => {
-                if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == key) {
-                    out.problems.push(Problem::Duplicate {
-                        line: key_line,
-                        key: full,
-                        first,
-                    });
-                    continue;
-                }
-                seen.push((key, key_line));
-                if let Some(expected) = check_value(ty, &value) {
-                    out.problems.push(Problem::InvalidValue {
-                        line: key_line,
-                        key,
-                        value: value.clone(),
-                        expected,
-                    });
-                }
-                out.settings.push(Setting {
-                    key,
-                    value,
-                    line: key_line,
-                });
-            }
-        }
+        Ok(String::from_utf8_lossy(&value).into_owned())
     }
-    out
 }
 
 #[cfg(test)]

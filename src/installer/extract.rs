@@ -389,6 +389,15 @@ fn timespec(secs: i64) -> TimeSpec {
     TimeSpec::new(secs, 0)
 }
 
+/// Where an entry goes: the open directory it goes into, that directory's path, and the name.
+struct Placing<'a> {
+    parent: RawFd,
+    parent_path: &'a SafePath,
+    name: &'a [u8],
+    /// Created under a temporary name and renamed into place at the end (see `place`).
+    deferred: bool,
+}
+
 impl Extractor {
     /// An extractor for the installer: `/etc/passwd` waits for the commit (see
     /// [`Extractor::finish`] and [`apply_renames`]).
@@ -488,97 +497,116 @@ impl Extractor {
             log::debug!("skipping {}: inside a mount point", step.path);
             return Ok(());
         }
+        let at = Placing {
+            parent,
+            parent_path: &parent_path,
+            name,
+            deferred: step.deferred,
+        };
         match &step.action {
-            Action::Dir => {
-                match mkdirat(Some(parent), name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) if is_dir(parent, name) => {}
-                    Err(Errno::EEXIST) => {
-                        // A file or symlink where the archive wants a directory.
-                        remove_tree(parent, name)?;
-                        mkdirat(Some(parent), name, Mode::from_bits_truncate(0o700))?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                self.dirs.push(self.dir_meta(&step.path, entry));
-            }
-            Action::File => {
-                let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-                let (fd, placed) = self.place(parent, name, step.deferred, |p, n| {
-                    open_at(p, n, flags, Mode::from_bits_truncate(0o600))
-                })?;
-                let mut file = File::from(fd);
-                self.copy_data(&mut file, reader)?;
-                if self.owners == Owners::Archive {
-                    fchown(
-                        file.as_raw_fd(),
-                        Some(uid(entry.uid)?),
-                        Some(gid(entry.gid)?),
-                    )?;
-                }
-                // After chown, which clears setuid/setgid bits.
-                fchmod(
-                    file.as_raw_fd(),
-                    Mode::from_bits_truncate(entry.mode & 0o7777),
-                )?;
-                futimens(
-                    file.as_raw_fd(),
-                    &timespec(entry.mtime),
-                    &timespec(entry.mtime),
-                )?;
-                drop(file);
-                self.finish_placement(parent, &parent_path, name, placed, step.deferred)?;
-            }
-            Action::Symlink(target) => {
-                let ((), placed) = self.place(parent, name, step.deferred, |p, n| {
-                    symlinkat(&target[..], Some(p), n)
-                })?;
-                let at = self.own_placed(parent, name, &placed, entry)?;
-                utimensat(
-                    Some(parent),
-                    &at[..],
-                    &timespec(entry.mtime),
-                    &timespec(entry.mtime),
-                    UtimensatFlags::NoFollowSymlink,
-                )?;
-                self.finish_placement(parent, &parent_path, name, placed, step.deferred)?;
-            }
-            Action::HardLink(target) => self.hard_link(step, target, parent, &parent_path, name)?,
-            Action::Node => {
-                let kind = match entry.kind {
-                    Kind::CharDevice => SFlag::S_IFCHR,
-                    Kind::BlockDevice => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
-                let dev =
-                    nix::sys::stat::makedev(u64::from(entry.dev_major), u64::from(entry.dev_minor));
-                let perm = Mode::from_bits_truncate(0o600);
-                let ((), placed) = self
-                    .place(parent, name, step.deferred, |p, n| {
-                        mknodat(Some(p), n, kind, perm, dev)
-                    })
-                    .map_err(|e| match e.downcast_ref::<Errno>() {
-                        Some(Errno::EPERM) => anyhow!("creating device nodes needs root"),
-                        _ => e,
-                    })?;
-                let at = self.own_placed(parent, name, &placed, entry)?;
-                fchmodat(
-                    Some(parent),
-                    &at[..],
-                    Mode::from_bits_truncate(entry.mode & 0o7777),
-                    FchmodatFlags::FollowSymlink,
-                )?;
-                utimensat(
-                    Some(parent),
-                    &at[..],
-                    &timespec(entry.mtime),
-                    &timespec(entry.mtime),
-                    UtimensatFlags::NoFollowSymlink,
-                )?;
-                self.finish_placement(parent, &parent_path, name, placed, step.deferred)?;
-            }
+            Action::Dir => self.make_dir(&at, &step.path, entry),
+            Action::File => self.make_file(&at, entry, reader),
+            Action::Symlink(target) => self.make_symlink(&at, target, entry),
+            Action::HardLink(target) => self.hard_link(step, target, parent, &parent_path, name),
+            Action::Node => self.make_node(&at, entry),
         }
+    }
+
+    fn make_dir(&mut self, at: &Placing, path: &SafePath, entry: &Entry) -> Result<()> {
+        let (parent, name) = (at.parent, at.name);
+        match mkdirat(Some(parent), name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) if is_dir(parent, name) => {}
+            Err(Errno::EEXIST) => {
+                // A file or symlink where the archive wants a directory.
+                remove_tree(parent, name)?;
+                mkdirat(Some(parent), name, Mode::from_bits_truncate(0o700))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.dirs.push(self.dir_meta(path, entry));
         Ok(())
+    }
+
+    fn make_file<R: BufRead>(
+        &mut self,
+        at: &Placing,
+        entry: &Entry,
+        reader: &mut Reader<R>,
+    ) -> Result<()> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+        let (fd, placed) = self.place(at.parent, at.name, at.deferred, |p, n| {
+            open_at(p, n, flags, Mode::from_bits_truncate(0o600))
+        })?;
+        let mut file = File::from(fd);
+        self.copy_data(&mut file, reader)?;
+        if self.owners == Owners::Archive {
+            fchown(
+                file.as_raw_fd(),
+                Some(uid(entry.uid)?),
+                Some(gid(entry.gid)?),
+            )?;
+        }
+        // After chown, which clears setuid/setgid bits.
+        fchmod(
+            file.as_raw_fd(),
+            Mode::from_bits_truncate(entry.mode & 0o7777),
+        )?;
+        futimens(
+            file.as_raw_fd(),
+            &timespec(entry.mtime),
+            &timespec(entry.mtime),
+        )?;
+        drop(file);
+        self.finish_placement(at.parent, at.parent_path, at.name, placed, at.deferred)
+    }
+
+    fn make_symlink(&mut self, at: &Placing, target: &[u8], entry: &Entry) -> Result<()> {
+        let ((), placed) = self.place(at.parent, at.name, at.deferred, |p, n| {
+            symlinkat(target, Some(p), n)
+        })?;
+        let path = self.own_placed(at.parent, at.name, &placed, entry)?;
+        utimensat(
+            Some(at.parent),
+            &path[..],
+            &timespec(entry.mtime),
+            &timespec(entry.mtime),
+            UtimensatFlags::NoFollowSymlink,
+        )?;
+        self.finish_placement(at.parent, at.parent_path, at.name, placed, at.deferred)
+    }
+
+    fn make_node(&mut self, at: &Placing, entry: &Entry) -> Result<()> {
+        let kind = match entry.kind {
+            Kind::CharDevice => SFlag::S_IFCHR,
+            Kind::BlockDevice => SFlag::S_IFBLK,
+            _ => SFlag::S_IFIFO,
+        };
+        let dev = nix::sys::stat::makedev(u64::from(entry.dev_major), u64::from(entry.dev_minor));
+        let perm = Mode::from_bits_truncate(0o600);
+        let ((), placed) = self
+            .place(at.parent, at.name, at.deferred, |p, n| {
+                mknodat(Some(p), n, kind, perm, dev)
+            })
+            .map_err(|e| match e.downcast_ref::<Errno>() {
+                Some(Errno::EPERM) => anyhow!("creating device nodes needs root"),
+                _ => e,
+            })?;
+        let path = self.own_placed(at.parent, at.name, &placed, entry)?;
+        fchmodat(
+            Some(at.parent),
+            &path[..],
+            Mode::from_bits_truncate(entry.mode & 0o7777),
+            FchmodatFlags::FollowSymlink,
+        )?;
+        utimensat(
+            Some(at.parent),
+            &path[..],
+            &timespec(entry.mtime),
+            &timespec(entry.mtime),
+            UtimensatFlags::NoFollowSymlink,
+        )?;
+        self.finish_placement(at.parent, at.parent_path, at.name, placed, at.deferred)
     }
 
     /// Whether `parent` is on another filesystem than the root: a mount point of the running

@@ -161,6 +161,10 @@ impl Planner {
     }
 
     /// Decides what to do with `entry`, or why not.
+    ///
+    /// Long on purpose: the installer's security model in one place, one refusal per hostile
+    /// shape (absolute and `..` paths, links out of the root, links through links, hard links
+    /// to later or missing entries), each beside the rule it enforces.
     pub fn plan(&mut self, entry: &Entry) -> Result<Step, Refusal> {
         let refuse = |why: String| Refusal {
             path: String::from_utf8_lossy(&entry.path).into_owned(),

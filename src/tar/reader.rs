@@ -250,6 +250,10 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// The next entry, or `None` at the end of the archive.
+    ///
+    /// Long on purpose: one loop over header blocks, consuming the extended records (PAX
+    /// local and global, GNU long names and links) that precede an entry, in libarchive's
+    /// order and with its limits; [`Reader::finish_entry`] then decodes the entry itself.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
         if self.done {
             return Ok(None);
@@ -338,6 +342,8 @@ impl<R: BufRead> Reader<R> {
         }
     }
 
+    /// Long on purpose: every field of the entry, each decoded by libarchive's rule with the
+    /// PAX record overriding it, in the order libarchive applies them.
     fn finish_entry(
         &mut self,
         at: u64,

@@ -197,35 +197,38 @@ impl<W: Write> Packer<'_, W> {
             self.links
                 .insert((md.dev(), md.ino()), archive_path(rel, false));
         }
+        self.pack_leaf(host, &md, mk(Kind::Regular, false))
+    }
+
+    /// Packs a file, symlink, device or FIFO; `e` has its path, owner, mode and mtime.
+    fn pack_leaf(&mut self, host: &Path, md: &fs::Metadata, mut e: Entry) -> Result<()> {
+        let ft = md.file_type();
         if ft.is_file() {
-            let mut e = mk(Kind::Regular, false);
             e.size = md.len();
             let mut f = File::open(host).with_context(|| format!("opening {}", host.display()))?;
             self.writer
                 .append(&e, &mut f)
                 .with_context(|| format!("packing {}", host.display()))?;
         } else if ft.is_symlink() {
-            let mut e = mk(Kind::Symlink, false);
+            e.kind = Kind::Symlink;
             e.link = fs::read_link(host)
                 .with_context(|| format!("reading symlink {}", host.display()))?
                 .into_os_string()
                 .into_vec();
             self.writer.append_meta(&e)?;
         } else if ft.is_char_device() || ft.is_block_device() {
-            let mut e = mk(
-                if ft.is_char_device() {
-                    Kind::CharDevice
-                } else {
-                    Kind::BlockDevice
-                },
-                false,
-            );
+            e.kind = if ft.is_char_device() {
+                Kind::CharDevice
+            } else {
+                Kind::BlockDevice
+            };
             let rdev = md.rdev();
             e.dev_major = libc::major(rdev);
             e.dev_minor = libc::minor(rdev);
             self.writer.append_meta(&e)?;
         } else if ft.is_fifo() {
-            self.writer.append_meta(&mk(Kind::Fifo, false))?;
+            e.kind = Kind::Fifo;
+            self.writer.append_meta(&e)?;
         } else {
             bail!(
                 "{} is a socket; sockets cannot be packed (remove it from the source)",

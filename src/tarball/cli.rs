@@ -168,159 +168,173 @@ impl Args {
     }
 }
 
-/// Parses the arguments after `tarball`.
+/// Parses the arguments after `tarball`: the subcommand, then its own parser.
 pub(crate) fn parse(args: &[OsString]) -> Result<Command, UsageError> {
     let Some(sub) = args.first() else {
         return Err(UsageError("missing subcommand".into()));
     };
     let rest = &args[1..];
     match sub.to_string_lossy().as_ref() {
-        "build" => {
-            let a = split(
-                rest,
-                &[
-                    "--source",
-                    "--output",
-                    "--store-paths",
-                    "--mtime",
-                    "--level",
-                ],
-                &["--keep-owners"],
-            )?;
-            a.no_positionals()?;
-            let level = a.number::<u32>("--level")?.unwrap_or(6);
-            if level > 9 {
-                return Err(UsageError("--level is 0 to 9".into()));
-            }
-            Ok(Command::Build {
-                source: a.need("--source")?,
-                output: a.need("--output")?,
-                store_paths: a.get("--store-paths"),
-                mtime: a.number("--mtime")?,
-                keep_owners: a.flags.iter().any(|f| f == "--keep-owners"),
-                level,
-            })
-        }
-        "installer" => {
-            let a = split(
-                rest,
-                &["--rootfs", "--installer", "--output", "--mtime"],
-                &[],
-            )?;
-            a.no_positionals()?;
-            Ok(Command::Installer {
-                rootfs: a.need("--rootfs")?,
-                installer: a.need("--installer")?,
-                output: a.need("--output")?,
-                mtime: a.number("--mtime")?,
-            })
-        }
-        "verify" => {
-            let a = split(rest, &["--arch"], &["--modern", "--strict"])?;
-            let arch = match a.values.iter().find(|(n, _)| n == "--arch") {
-                None => verify::Arch::X86_64,
-                Some((_, v)) => v
-                    .to_str()
-                    .and_then(verify::Arch::parse)
-                    .ok_or_else(|| UsageError(format!("--arch is x86_64 or aarch64, not {v:?}")))?,
-            };
-            match a.positionals.as_slice() {
-                [file] => Ok(Command::Verify {
-                    file: PathBuf::from(file),
-                    modern: a.flags.iter().any(|f| f == "--modern"),
-                    arch,
-                    strict: a.flags.iter().any(|f| f == "--strict"),
-                }),
-                _ => Err(UsageError("verify takes exactly one FILE".into())),
-            }
-        }
-        "bench" => {
-            let a = split(rest, &["--work-dir", "--runs"], &[])?;
-            let runs = a.number::<u32>("--runs")?.unwrap_or(3).max(1);
-            match a.positionals.as_slice() {
-                [file] => Ok(Command::Bench {
-                    tarball: PathBuf::from(file),
-                    work_dir: a.get("--work-dir"),
-                    runs,
-                }),
-                _ => Err(UsageError("bench takes exactly one TARBALL".into())),
-            }
-        }
-        "rootfs" => {
-            let a = split(
-                rest,
-                &["--spec", "--work", "--output", "--mtime", "--store-root"],
-                &[],
-            )?;
-            a.no_positionals()?;
-            Ok(Command::Rootfs {
-                spec: a.need("--spec")?,
-                work: a.need("--work")?,
-                output: a.need("--output")?,
-                mtime: a.number("--mtime")?,
-                store_root: a.get("--store-root"),
-            })
-        }
-        "ico" => {
-            let a = split(rest, &["--output"], &[])?;
-            if a.positionals.is_empty() {
-                return Err(UsageError("ico takes one or more PNG files".into()));
-            }
-            Ok(Command::Ico {
-                output: a.need("--output")?,
-                images: a.positionals.iter().map(PathBuf::from).collect(),
-            })
-        }
-        "manifest" => {
-            let a = split(
-                rest,
-                &[
-                    "--flavor",
-                    "--name",
-                    "--friendly-name",
-                    "--output",
-                    "--amd64",
-                    "--amd64-url",
-                    "--arm64",
-                    "--arm64-url",
-                ],
-                &[],
-            )?;
-            a.no_positionals()?;
-            let text = |name: &str| -> Result<String, UsageError> {
-                a.need(name)?
-                    .into_os_string()
-                    .into_string()
-                    .map_err(|v| UsageError(format!("{name} {v:?} is not UTF-8")))
-            };
-            let mut downloads = Vec::new();
-            for (file, url, key) in [
-                ("--amd64", "--amd64-url", "Amd64Url"),
-                ("--arm64", "--arm64-url", "Arm64Url"),
-            ] {
-                match (a.get(file), a.get(url)) {
-                    (None, None) => {}
-                    (Some(file), Some(_)) => downloads.push(manifest::Download {
-                        key,
-                        file,
-                        url: text(url)?,
-                    }),
-                    _ => return Err(UsageError(format!("{file} and {url} go together"))),
-                }
-            }
-            Ok(Command::Manifest {
-                options: manifest::ManifestOptions {
-                    flavor: text("--flavor")?,
-                    name: text("--name")?,
-                    friendly_name: text("--friendly-name")?,
-                    downloads,
-                },
-                output: a.need("--output")?,
-            })
-        }
+        "build" => parse_build(rest),
+        "installer" => parse_installer(rest),
+        "verify" => parse_verify(rest),
+        "bench" => parse_bench(rest),
+        "rootfs" => parse_rootfs(rest),
+        "ico" => parse_ico(rest),
+        "manifest" => parse_manifest(rest),
         "--help" | "-h" | "help" => Ok(Command::Help),
         other => Err(UsageError(format!("unknown subcommand {other:?}"))),
     }
+}
+
+fn parse_build(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(
+        rest,
+        &[
+            "--source",
+            "--output",
+            "--store-paths",
+            "--mtime",
+            "--level",
+        ],
+        &["--keep-owners"],
+    )?;
+    a.no_positionals()?;
+    let level = a.number::<u32>("--level")?.unwrap_or(6);
+    if level > 9 {
+        return Err(UsageError("--level is 0 to 9".into()));
+    }
+    Ok(Command::Build {
+        source: a.need("--source")?,
+        output: a.need("--output")?,
+        store_paths: a.get("--store-paths"),
+        mtime: a.number("--mtime")?,
+        keep_owners: a.flags.iter().any(|f| f == "--keep-owners"),
+        level,
+    })
+}
+
+fn parse_installer(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(
+        rest,
+        &["--rootfs", "--installer", "--output", "--mtime"],
+        &[],
+    )?;
+    a.no_positionals()?;
+    Ok(Command::Installer {
+        rootfs: a.need("--rootfs")?,
+        installer: a.need("--installer")?,
+        output: a.need("--output")?,
+        mtime: a.number("--mtime")?,
+    })
+}
+
+fn parse_verify(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(rest, &["--arch"], &["--modern", "--strict"])?;
+    let arch = match a.values.iter().find(|(n, _)| n == "--arch") {
+        None => verify::Arch::X86_64,
+        Some((_, v)) => v
+            .to_str()
+            .and_then(verify::Arch::parse)
+            .ok_or_else(|| UsageError(format!("--arch is x86_64 or aarch64, not {v:?}")))?,
+    };
+    match a.positionals.as_slice() {
+        [file] => Ok(Command::Verify {
+            file: PathBuf::from(file),
+            modern: a.flags.iter().any(|f| f == "--modern"),
+            arch,
+            strict: a.flags.iter().any(|f| f == "--strict"),
+        }),
+        _ => Err(UsageError("verify takes exactly one FILE".into())),
+    }
+}
+
+fn parse_bench(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(rest, &["--work-dir", "--runs"], &[])?;
+    let runs = a.number::<u32>("--runs")?.unwrap_or(3).max(1);
+    match a.positionals.as_slice() {
+        [file] => Ok(Command::Bench {
+            tarball: PathBuf::from(file),
+            work_dir: a.get("--work-dir"),
+            runs,
+        }),
+        _ => Err(UsageError("bench takes exactly one TARBALL".into())),
+    }
+}
+
+fn parse_rootfs(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(
+        rest,
+        &["--spec", "--work", "--output", "--mtime", "--store-root"],
+        &[],
+    )?;
+    a.no_positionals()?;
+    Ok(Command::Rootfs {
+        spec: a.need("--spec")?,
+        work: a.need("--work")?,
+        output: a.need("--output")?,
+        mtime: a.number("--mtime")?,
+        store_root: a.get("--store-root"),
+    })
+}
+
+fn parse_ico(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(rest, &["--output"], &[])?;
+    if a.positionals.is_empty() {
+        return Err(UsageError("ico takes one or more PNG files".into()));
+    }
+    Ok(Command::Ico {
+        output: a.need("--output")?,
+        images: a.positionals.iter().map(PathBuf::from).collect(),
+    })
+}
+
+fn parse_manifest(rest: &[OsString]) -> Result<Command, UsageError> {
+    let a = split(
+        rest,
+        &[
+            "--flavor",
+            "--name",
+            "--friendly-name",
+            "--output",
+            "--amd64",
+            "--amd64-url",
+            "--arm64",
+            "--arm64-url",
+        ],
+        &[],
+    )?;
+    a.no_positionals()?;
+    let text = |name: &str| -> Result<String, UsageError> {
+        a.need(name)?
+            .into_os_string()
+            .into_string()
+            .map_err(|v| UsageError(format!("{name} {v:?} is not UTF-8")))
+    };
+    let mut downloads = Vec::new();
+    for (file, url, key) in [
+        ("--amd64", "--amd64-url", "Amd64Url"),
+        ("--arm64", "--arm64-url", "Arm64Url"),
+    ] {
+        match (a.get(file), a.get(url)) {
+            (None, None) => {}
+            (Some(file), Some(_)) => downloads.push(manifest::Download {
+                key,
+                file,
+                url: text(url)?,
+            }),
+            _ => return Err(UsageError(format!("{file} and {url} go together"))),
+        }
+    }
+    Ok(Command::Manifest {
+        options: manifest::ManifestOptions {
+            flavor: text("--flavor")?,
+            name: text("--name")?,
+            friendly_name: text("--friendly-name")?,
+            downloads,
+        },
+        output: a.need("--output")?,
+    })
 }
 
 fn mtime(given: Option<i64>) -> Result<i64> {
@@ -347,12 +361,7 @@ pub(crate) fn run(cmd: Command) -> Result<i32> {
         } => {
             let store_paths = match store_paths {
                 None => Vec::new(),
-                Some(f) => {
-                    let text =
-                        std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-                    build::parse_store_paths(&text)
-                        .with_context(|| format!("parsing {}", f.display()))?
-                }
+                Some(f) => read_store_paths(&f)?,
             };
             build::build(&BuildOptions {
                 source,
@@ -384,29 +393,7 @@ pub(crate) fn run(cmd: Command) -> Result<i32> {
             modern,
             arch,
             strict,
-        } => {
-            let opts = verify::Options {
-                store: true,
-                modern,
-                arch,
-            };
-            let findings = verify::verify_file_with(&file, &opts)?;
-            let mut out = std::io::stdout().lock();
-            for f in &findings {
-                writeln!(out, "{f}")?;
-            }
-            let count = |s| findings.iter().filter(|f| f.severity == s).count();
-            let (errors, warnings) = (
-                count(verify::Severity::Error),
-                count(verify::Severity::Warning),
-            );
-            writeln!(out, "summary: {errors} errors, {warnings} warnings")?;
-            Ok(if errors > 0 || (strict && warnings > 0) {
-                1
-            } else {
-                0
-            })
-        }
+        } => run_verify(&file, modern, arch, strict),
         Command::Bench {
             tarball,
             work_dir,
@@ -426,14 +413,7 @@ pub(crate) fn run(cmd: Command) -> Result<i32> {
             Ok(0)
         }
         Command::Ico { output, images } => {
-            let mut pngs = Vec::new();
-            for path in &images {
-                let png =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                ico::png_size(&png).with_context(|| format!("{}", path.display()))?;
-                pngs.push(png);
-            }
-            let icon = ico::from_pngs(&pngs)?;
+            let icon = read_icon(&images)?;
             build::write_atomically(&output, |w| Ok(w.write_all(&icon)?))?;
             Ok(0)
         }
@@ -443,6 +423,48 @@ pub(crate) fn run(cmd: Command) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn read_store_paths(file: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    build::parse_store_paths(&text).with_context(|| format!("parsing {}", file.display()))
+}
+
+/// `tarball verify`: every finding, a summary, and 1 on errors (or, `strict`, warnings).
+fn run_verify(
+    file: &std::path::Path,
+    modern: bool,
+    arch: verify::Arch,
+    strict: bool,
+) -> Result<i32> {
+    let opts = verify::Options {
+        store: true,
+        modern,
+        arch,
+    };
+    let findings = verify::verify_file_with(file, &opts)?;
+    let mut out = std::io::stdout().lock();
+    for f in &findings {
+        writeln!(out, "{f}")?;
+    }
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    let (errors, warnings) = (
+        count(verify::Severity::Error),
+        count(verify::Severity::Warning),
+    );
+    writeln!(out, "summary: {errors} errors, {warnings} warnings")?;
+    Ok(i32::from(errors > 0 || (strict && warnings > 0)))
+}
+
+/// `tarball ico`: the PNGs, each checked, packed into one `.ico`.
+fn read_icon(images: &[PathBuf]) -> Result<Vec<u8>> {
+    let mut pngs = Vec::new();
+    for path in images {
+        let png = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        ico::png_size(&png).with_context(|| format!("{}", path.display()))?;
+        pngs.push(png);
+    }
+    ico::from_pngs(&pngs)
 }
 
 /// `nixos-wsl tarball ARGS...` as a whole: usage errors print the usage on stderr and give 2.

@@ -234,83 +234,24 @@ pub fn elf_has_interpreter(data: &[u8]) -> bool {
 pub(crate) fn build_installer(opts: &ImageOptions) -> Result<()> {
     check_installer_binary(&opts.installer)?;
     let (sha256, size) = sha256_file(&opts.rootfs)?;
-
-    // One pass over the root filesystem: what the installer tarball copies, and every entry
-    // through the installer's own planner, so an archive it would refuse fails here, not on a
-    // user's machine.
-    let mut planner = Planner::new();
-    let wanted = |p: &[u8]| verify::WANTED.contains(&p);
-    let scan = |want: &dyn Fn(&[u8]) -> bool, planner: Option<&mut Planner>| -> Result<Index> {
-        let mut planner = planner;
-        Index::scan(&opts.rootfs, want, &mut |e| {
-            if let Some(p) = planner.as_deref_mut() {
-                p.plan(e)
-                    .map_err(|r| anyhow!("{r}; the installer would refuse this root filesystem"))?;
-            }
-            Ok(())
-        })
-    };
-    let mut index = scan(&wanted, Some(&mut planner))?;
+    let (index, extra_paths) = scan_rootfs(opts)?;
     let manifest = Manifest {
         size,
         sha256,
         unpacked: index.unpacked,
         entries: index.count,
     };
-
-    // Files that are symlinks in the root filesystem: fetch their targets' contents.
-    let mut want_more: Vec<Vec<u8>> = Vec::new();
-    let mut extra_paths: Vec<(Vec<u8>, u32)> = Vec::new();
-    for w in verify::WANTED {
-        if let Ok((t, _)) = index.resolve(w) {
-            if !index.contents.contains_key(&t) {
-                want_more.push(t);
-            }
-        }
-    }
-    let dist = content(&index, b"etc/wsl-distribution.conf");
-    if let Some(conf) = &dist {
-        let parsed = wslconf::parse(conf, DISTRIBUTION_CONF_KEYS);
-        for (key, mode) in DISTRIBUTION_FILES {
-            if let Some(p) = parsed.get(key) {
-                if let Ok((t, _)) = index.resolve(p.as_bytes()) {
-                    extra_paths.push((p.trim_start_matches('/').as_bytes().to_vec(), *mode));
-                    want_more.push(t);
-                }
-            }
-        }
-    }
-    if !want_more.is_empty() {
-        index = scan(&|p| wanted(p) || want_more.iter().any(|w| w == p), None)?;
-    }
-
     let wsl_conf = content(&index, b"etc/wsl.conf").ok_or_else(|| {
         anyhow!("the root filesystem has no /etc/wsl.conf; WSL reads it from the installer tarball at the first start, so the NixOS configuration must provide one")
     })?;
-    let passwd = content(&index, b"etc/passwd").ok_or_else(|| {
-        anyhow!("the root filesystem has no /etc/passwd; the installer could not hand over to it")
-    })?;
-    let shell = root_shell(&passwd)
-        .ok_or_else(|| anyhow!("the root filesystem's /etc/passwd has no uid 0 entry"))?;
-    if let Err(why) = index.resolve(&shell) {
-        log::warn!(
-            "root's shell {} is not in the root filesystem ({why}); the installer's handover will fail unless it exists at first boot",
-            String::from_utf8_lossy(&shell)
-        );
-    }
-    let distribution = match dist {
-        None => None,
-        Some(conf) => {
-            let mut extra = Vec::new();
-            for (p, mode) in extra_paths {
-                if let Some(data) = content(&index, &p) {
-                    extra.push((p, mode, data));
-                }
-            }
-            Some((conf, extra))
-        }
-    };
-
+    check_handover(&index)?;
+    let distribution = content(&index, b"etc/wsl-distribution.conf").map(|conf| {
+        let extra = extra_paths
+            .into_iter()
+            .filter_map(|(p, mode)| content(&index, &p).map(|data| (p, mode, data)))
+            .collect();
+        (conf, extra)
+    });
     let items = layout_items(
         wsl_conf,
         distribution,
@@ -324,15 +265,85 @@ pub(crate) fn build_installer(opts: &ImageOptions) -> Result<()> {
         gz.finish().context("finishing the gzip stream")?;
         Ok(())
     })?;
+    verify_or_remove(&opts.output)
+}
 
-    let findings = verify::verify_file(&opts.output)?;
+/// A file `/etc/wsl-distribution.conf` names: its path in the root filesystem and its mode.
+type ExtraFile = (Vec<u8>, u32);
+
+/// One pass over the root filesystem: what the installer tarball copies, and every entry
+/// through the installer's own planner, so an archive it would refuse fails here, not on a
+/// user's machine. A second pass, only when a copied file is a symlink, fetches its target.
+/// Also returns the files `/etc/wsl-distribution.conf` names (icon, terminal profile), with
+/// the modes they get.
+fn scan_rootfs(opts: &ImageOptions) -> Result<(Index, Vec<ExtraFile>)> {
+    let mut planner = Planner::new();
+    let wanted = |p: &[u8]| verify::WANTED.contains(&p);
+    let scan = |want: &dyn Fn(&[u8]) -> bool, planner: Option<&mut Planner>| -> Result<Index> {
+        let mut planner = planner;
+        Index::scan(&opts.rootfs, want, &mut |e| {
+            if let Some(p) = planner.as_deref_mut() {
+                p.plan(e)
+                    .map_err(|r| anyhow!("{r}; the installer would refuse this root filesystem"))?;
+            }
+            Ok(())
+        })
+    };
+    let index = scan(&wanted, Some(&mut planner))?;
+    // Files that are symlinks in the root filesystem: fetch their targets' contents.
+    let mut want_more: Vec<Vec<u8>> = Vec::new();
+    let mut extra_paths: Vec<ExtraFile> = Vec::new();
+    for w in verify::WANTED {
+        if let Ok((t, _)) = index.resolve(w) {
+            if !index.contents.contains_key(&t) {
+                want_more.push(t);
+            }
+        }
+    }
+    if let Some(conf) = content(&index, b"etc/wsl-distribution.conf") {
+        let parsed = wslconf::parse(&conf, DISTRIBUTION_CONF_KEYS);
+        for (key, mode) in DISTRIBUTION_FILES {
+            if let Some(p) = parsed.get(key) {
+                if let Ok((t, _)) = index.resolve(p.as_bytes()) {
+                    extra_paths.push((p.trim_start_matches('/').as_bytes().to_vec(), *mode));
+                    want_more.push(t);
+                }
+            }
+        }
+    }
+    if want_more.is_empty() {
+        return Ok((index, extra_paths));
+    }
+    let index = scan(&|p| wanted(p) || want_more.iter().any(|w| w == p), None)?;
+    Ok((index, extra_paths))
+}
+
+/// The installer hands over to root's shell of the unpacked `/etc/passwd`: it must have one.
+fn check_handover(index: &Index) -> Result<()> {
+    let passwd = content(index, b"etc/passwd").ok_or_else(|| {
+        anyhow!("the root filesystem has no /etc/passwd; the installer could not hand over to it")
+    })?;
+    let shell = root_shell(&passwd)
+        .ok_or_else(|| anyhow!("the root filesystem's /etc/passwd has no uid 0 entry"))?;
+    if let Err(why) = index.resolve(&shell) {
+        log::warn!(
+            "root's shell {} is not in the root filesystem ({why}); the installer's handover will fail unless it exists at first boot",
+            String::from_utf8_lossy(&shell)
+        );
+    }
+    Ok(())
+}
+
+/// Verifies the written tarball as `wsl --import` would read it; removes it on an error.
+fn verify_or_remove(output: &Path) -> Result<()> {
+    let findings = verify::verify_file(output)?;
     if verify::has_errors(&findings) {
         let errors: Vec<String> = findings
             .iter()
             .filter(|f| f.severity == verify::Severity::Error)
             .map(|f| f.to_string())
             .collect();
-        let _ = fs::remove_file(&opts.output);
+        let _ = fs::remove_file(output);
         bail!(
             "the installer tarball fails verification:\n{}",
             errors.join("\n")

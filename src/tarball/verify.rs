@@ -626,6 +626,9 @@ fn check_archive(r: &mut Report, index: &Index) {
 
 /// `/etc/wsl-distribution.conf`: WSL's reading, our ownership rule, and Microsoft's rules for
 /// its keys and the files they name. Returns `oobe.defaultUid` as Python's `int` reads it.
+///
+/// Long on purpose: one check per rule, in `validate-modern.py`'s order, so the two read side
+/// by side (each rule is a few lines against one shared, parsed file).
 fn check_distribution_conf(r: &mut Report, index: &Index, opts: &Options) -> Option<String> {
     const PATH: &str = "/etc/wsl-distribution.conf";
     // Stricter than Microsoft (a warning there): WSL runs oobe.command from this file as root
@@ -749,6 +752,8 @@ fn check_distribution_conf(r: &mut Report, index: &Index, opts: &Options) -> Opt
 
 /// `/etc/wsl.conf`: WSL's reading (its parser and keys), Microsoft's key list, and the
 /// `/sbin/init` that `boot.systemd` asks for.
+///
+/// Long on purpose, like [`check_distribution_conf`]: the rules in the validator's order.
 fn check_wsl_conf(r: &mut Report, index: &Index, opts: &Options) {
     const PATH: &str = "/etc/wsl.conf";
     let found = if opts.store {
@@ -1238,6 +1243,9 @@ mod pyini {
     /// `RawConfigParser._read` (strict, `=` and `:` delimiters, `#` and `;` whole-line
     /// comments, no inline comments, indented continuation lines): sections in order with
     /// their options, and the DEFAULT section's options.
+    ///
+    /// Long on purpose: a transcription of CPython's `_read` loop, branch for branch, so it
+    /// can be checked against that source.
     fn read(text: &str) -> Result<(Sections, Vec<Opt>), String> {
         let mut sections: Sections = Vec::new();
         let mut defaults: Vec<Opt> = Vec::new();
