@@ -153,11 +153,8 @@ fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<(i32,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::os;
     use std::time::Instant;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
 
     #[test]
     fn no_arguments_accepts_only_help() {

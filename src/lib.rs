@@ -29,3 +29,14 @@ pub mod tar;
 pub mod tarball;
 pub(crate) mod welcome;
 pub(crate) mod wslconf;
+
+/// Helpers for the unit tests of every module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::ffi::OsString;
+
+    /// An argv from string literals.
+    pub(crate) fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+}

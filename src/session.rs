@@ -436,11 +436,8 @@ pub(crate) fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::os;
     use std::os::unix::ffi::OsStringExt;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
 
     fn alice() -> Account {
         Account {

@@ -51,8 +51,70 @@ fn main() {
 // ---------------------------------------------------------------------------------------
 // Harness plumbing.
 
+/// `tests!["tier": a, b]`: `("tier::a", a)`, ...: every registered name is its function's.
+macro_rules! tests {
+    ($tier:literal: $($f:ident),* $(,)?) => {
+        vec![$((format!("{}::{}", $tier, stringify!($f)), $f as TestFn)),*]
+    };
+}
+
+/// Issue 2's session contract: each runs once per [`Mode`], as `shell::<name>` against the
+/// login shell's namespace and `native::<name>` under WSL's own systemd.
+/// A test of the session contract, for one mode.
+type SessionTest = fn(Mode) -> Result<()>;
+
+const SESSION_CONTRACT: &[(&str, SessionTest)] = &[
+    ("exit_codes_0_to_255", exit_codes_0_to_255),
+    (
+        "users_own_shells_set_the_nixos_way",
+        users_own_shells_set_the_nixos_way,
+    ),
+    (
+        "welcome_once_on_the_first_interactive_login",
+        welcome_once_on_the_first_interactive_login,
+    ),
+    ("pid1_is_systemd_and_running", pid1_is_systemd_and_running),
+    ("identity_and_groups", identity_and_groups),
+    ("environment", environment),
+    ("path_with_spaces", path_with_spaces),
+    (
+        "working_directory_kept_or_replaced",
+        working_directory_kept_or_replaced,
+    ),
+    ("death_by_signal", death_by_signal),
+    ("verbatim_command_strings", verbatim_command_strings),
+    (
+        "binary_stdin_stdout_byte_exact",
+        binary_stdin_stdout_byte_exact,
+    ),
+    ("stderr_is_separate", stderr_is_separate),
+    (
+        "interactive_login_shell_from_piped_stdin",
+        interactive_login_shell_from_piped_stdin,
+    ),
+    ("systemctl_user_works", systemctl_user_works),
+    ("terminal_belongs_to_the_user", terminal_belongs_to_the_user),
+    (
+        "no_capabilities_and_no_extra_fds",
+        no_capabilities_and_no_extra_fds,
+    ),
+    ("no_launcher_fds_in_systemd", no_launcher_fds_in_systemd),
+    (
+        "sigterm_and_sighup_reach_the_command",
+        sigterm_and_sighup_reach_the_command,
+    ),
+    ("sudo_i_inside", sudo_i_inside),
+];
+
+fn session_trials(tier: &str, mode: Mode) -> Vec<Trial> {
+    SESSION_CONTRACT
+        .iter()
+        .map(|&(name, f)| privileged(&format!("{tier}::{name}"), move || f(mode)))
+        .collect()
+}
+
 /// A test that needs root: fails under `CI` without it, skipped elsewhere.
-fn privileged(name: &str, f: TestFn) -> Trial {
+fn privileged(name: &str, f: impl FnOnce() -> Result<()> + Send + 'static) -> Trial {
     harness::gated(name, f, || harness::needs_root("wsl"))
 }
 
@@ -350,90 +412,11 @@ fn unit_recipe_hash() -> Result<()> {
 // shell::*: issue 2, with real systemd.
 
 fn shell_tests() -> Vec<Trial> {
-    let t: Vec<(&str, TestFn)> = vec![
-        // Lifecycle tests (own distros) first, so they overlap with the shared ones.
-        (
-            "shell::simultaneous_first_logins_start_one_systemd",
-            simultaneous_first_logins,
-        ),
-        (
-            "shell::activation_runs_once_per_boot",
-            activation_once_per_boot,
-        ),
-        ("shell::exit_codes_0_to_255", || exit_codes(Mode::Namespace)),
-        (
-            "shell::first_login_and_later_logins",
-            first_and_later_logins,
-        ),
-        (
-            "shell::poweroff_inside_then_next_login",
-            poweroff_then_login,
-        ),
-        (
-            "shell::launch_while_shutting_down_waits_then_boots",
-            launch_while_shutting_down,
-        ),
-        ("shell::terminate_then_next_login", terminate_then_login),
-        (
-            "shell::missing_systemd_still_gives_a_shell",
-            missing_systemd,
-        ),
-        ("shell::hung_systemd_still_gives_a_shell", hung_systemd),
-        ("shell::broken_config_still_gives_a_shell", broken_config),
-        ("shell::missing_user_still_gives_a_shell", missing_user),
-        ("shell::users_own_shells_set_the_nixos_way", || {
-            users_own_shells(Mode::Namespace)
-        }),
-        ("shell::welcome_once_on_the_first_interactive_login", || {
-            welcome_once(Mode::Namespace)
-        }),
-        ("shell::pid1_is_systemd_and_running", || {
-            pid1_is_systemd(Mode::Namespace)
-        }),
-        ("shell::identity_and_groups", || {
-            identity_and_groups(Mode::Namespace)
-        }),
-        ("shell::environment", || environment(Mode::Namespace)),
-        ("shell::path_with_spaces", || {
-            path_with_spaces(Mode::Namespace)
-        }),
-        ("shell::cwd_kept_root_and_unenterable_become_home", || {
-            cwd_rules(Mode::Namespace)
-        }),
-        ("shell::death_by_signal", || {
-            death_by_signal(Mode::Namespace)
-        }),
-        ("shell::verbatim_command_strings", || {
-            verbatim_strings(Mode::Namespace)
-        }),
-        ("shell::binary_stdin_stdout_byte_exact", || {
-            binary_roundtrip(Mode::Namespace)
-        }),
-        ("shell::stderr_is_separate", || {
-            stderr_separate(Mode::Namespace)
-        }),
-        ("shell::interactive_login_shell_from_piped_stdin", || {
-            login_from_piped_stdin(Mode::Namespace)
-        }),
-        ("shell::systemctl_user_works", || {
-            systemctl_user(Mode::Namespace)
-        }),
-        ("shell::terminal_belongs_to_the_user", || {
-            terminal_ownership(Mode::Namespace)
-        }),
-        ("shell::no_capabilities_and_no_extra_fds", || {
-            no_caps_no_fds(Mode::Namespace)
-        }),
-        ("shell::no_shim_fds_in_systemd", || {
-            no_shim_fds_in_systemd(Mode::Namespace)
-        }),
-        ("shell::sigterm_and_sighup_reach_the_command", || {
-            signals_reach_command(Mode::Namespace)
-        }),
-        ("shell::sudo_i_inside", || sudo_i_inside(Mode::Namespace)),
-        ("shell::recovery_variables", recovery_variables),
-    ];
-    t.into_iter().map(|(n, f)| privileged(n, f)).collect()
+    // Lifecycle tests (own distros) first, so they overlap with the shared ones.
+    let own = tests!["shell": simultaneous_first_logins_start_one_systemd, activation_runs_once_per_boot, first_login_and_later_logins, poweroff_inside_then_next_login, launch_while_shutting_down_waits_then_boots, terminate_then_next_login, missing_systemd_still_gives_a_shell, hung_systemd_still_gives_a_shell, broken_config_still_gives_a_shell, missing_user_still_gives_a_shell, recovery_variables];
+    let mut trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
+    trials.extend(session_trials("shell", Mode::Namespace));
+    trials
 }
 
 /// What identifies PID 1 to a user's command: its comm and its start time (field 22 of
@@ -477,7 +460,7 @@ fn nested_inits(d: &Distro, name: &str) -> Vec<i32> {
         .collect()
 }
 
-fn first_and_later_logins() -> Result<()> {
+fn first_login_and_later_logins() -> Result<()> {
     let d = Distro::start(own("first-login"))?;
     prepare_windows_side(&d)?;
     // The very first launch of a fresh boot: WSL's plain `wsl -d NixOS` (a login shell),
@@ -512,7 +495,7 @@ fn first_and_later_logins() -> Result<()> {
     Ok(())
 }
 
-fn pid1_is_systemd(mode: Mode) -> Result<()> {
+fn pid1_is_systemd_and_running(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let (comm, _) = pid1_of(&d)?;
     ensure!(comm == "systemd", "PID 1 is {comm}");
@@ -608,7 +591,7 @@ fn path_with_spaces(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn cwd_rules(mode: Mode) -> Result<()> {
+fn working_directory_kept_or_replaced(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     // In WSL's systemd mode WSL itself changes into the directory as the user (the login
     // shell is the user's own, not root's): one the user cannot enter leaves the process in
@@ -640,7 +623,7 @@ fn cwd_rules(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn exit_codes(mode: Mode) -> Result<()> {
+fn exit_codes_0_to_255(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let started = Instant::now();
     for code in 0..=255 {
@@ -676,7 +659,7 @@ fn death_by_signal(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn verbatim_strings(mode: Mode) -> Result<()> {
+fn verbatim_command_strings(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let cases: &[(&str, &str)] = &[
         (r#"echo "a  b" 'c  d'"#, "a  b c  d\n"),
@@ -709,7 +692,7 @@ fn verbatim_strings(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn binary_roundtrip(mode: Mode) -> Result<()> {
+fn binary_stdin_stdout_byte_exact(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     // Every byte value, NUL and CR included, then 1 MiB of pseudo-random bytes.
     let mut data: Vec<u8> = (0..=255u8).collect();
@@ -733,7 +716,7 @@ fn binary_roundtrip(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn stderr_separate(mode: Mode) -> Result<()> {
+fn stderr_is_separate(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let out = d.run(&Launch::command("echo out; echo err >&2; echo out2"))?;
     ensure!(
@@ -751,7 +734,7 @@ fn stderr_separate(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn login_from_piped_stdin(mode: Mode) -> Result<()> {
+fn interactive_login_shell_from_piped_stdin(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let script = "echo \"$0\"\nshopt -q login_shell && echo login-shell\nid -un\npwd\nexit 7\n";
     let out = d.run(&Launch::login().stdin(script))?;
@@ -769,7 +752,7 @@ fn login_from_piped_stdin(mode: Mode) -> Result<()> {
 /// user zsh, a second user dash. Every launch form runs the user's own shell with NixOS'
 /// environment, `$0` and `$SHELL` naming it; in the namespace mode root's link still starts
 /// systemd.
-fn users_own_shells(mode: Mode) -> Result<()> {
+fn users_own_shells_set_the_nixos_way(mode: Mode) -> Result<()> {
     let opts = match mode {
         Mode::Namespace => own("own-shells"),
         Mode::Native => native_opts("own-shells-native", native_mode()),
@@ -820,7 +803,7 @@ fn users_own_shells(mode: Mode) -> Result<()> {
 /// An image whose /etc/nixos-wsl.conf says `welcome = true` (as the module writes it) shows
 /// the welcome once: on the user's first interactive login, not on `wsl -- cmd` or a login
 /// with piped input before it, and never again after it.
-fn welcome_once(mode: Mode) -> Result<()> {
+fn welcome_once_on_the_first_interactive_login(mode: Mode) -> Result<()> {
     let conf = "user = nixos\nshell = /bin/bash\nwelcome = true\n";
     let opts = match mode {
         Mode::Namespace => own("welcome"),
@@ -851,7 +834,7 @@ fn welcome_once(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn systemctl_user(mode: Mode) -> Result<()> {
+fn systemctl_user_works(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let cmd = "timeout 30 systemctl --user is-system-running --wait; systemctl --user show-environment >/dev/null && echo user-manager-ok";
     for launch in [
@@ -870,7 +853,7 @@ fn systemctl_user(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn terminal_ownership(mode: Mode) -> Result<()> {
+fn terminal_belongs_to_the_user(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let out =
         d.run(&Launch::command("t=$(tty); echo \"tty=$t\"; stat -c 'owner=%u:%g' \"$t\"").pty())?;
@@ -892,7 +875,7 @@ fn terminal_ownership(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn no_caps_no_fds(mode: Mode) -> Result<()> {
+fn no_capabilities_and_no_extra_fds(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let cmd = "while read -r k v; do case $k in CapInh:|CapPrm:|CapEff:|CapAmb:) echo \"$k $v\";; esac; done < /proc/$$/status; ls /proc/$$/fd; true";
     for launch in [
@@ -921,7 +904,7 @@ fn no_caps_no_fds(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn no_shim_fds_in_systemd(mode: Mode) -> Result<()> {
+fn no_launcher_fds_in_systemd(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     let out = happy(
         &d,
@@ -951,7 +934,7 @@ fn no_shim_fds_in_systemd(mode: Mode) -> Result<()> {
     Ok(())
 }
 
-fn signals_reach_command(mode: Mode) -> Result<()> {
+fn sigterm_and_sighup_reach_the_command(mode: Mode) -> Result<()> {
     let d = mode.shared()?;
     for (sig, name) in [(Signal::SIGTERM, "TERM"), (Signal::SIGHUP, "HUP")] {
         let cmd = format!(
@@ -1002,7 +985,7 @@ fn recovery_variables() -> Result<()> {
     Ok(())
 }
 
-fn activation_once_per_boot() -> Result<()> {
+fn activation_runs_once_per_boot() -> Result<()> {
     let d = Distro::start(own("activation").file("/etc/activation-delay", "2\n"))?;
     // Concurrent first launches while activation is slow (they may show progress on stderr
     // after a second, nothing else).
@@ -1045,7 +1028,7 @@ fn activation_once_per_boot() -> Result<()> {
     Ok(())
 }
 
-fn poweroff_then_login() -> Result<()> {
+fn poweroff_inside_then_next_login() -> Result<()> {
     let d = Distro::start(own("poweroff"))?;
     let (_, ns) = pid1_of(&d)?;
     let off =
@@ -1073,7 +1056,7 @@ fn poweroff_then_login() -> Result<()> {
 /// A launch while a `poweroff` inside is still going on: PID 1 is systemd-shutdown, which
 /// kills every process of its namespace before it exits. The launch must not join it (its
 /// command would be killed); it waits, then boots a new systemd and runs.
-fn launch_while_shutting_down() -> Result<()> {
+fn launch_while_shutting_down_waits_then_boots() -> Result<()> {
     let d = Distro::start(own("shutting-down"))?;
     let (_, ns) = pid1_of(&d)?;
     // A process of no unit (moved to the root cgroup, so stopping the session's scope does
@@ -1109,7 +1092,7 @@ fn launch_while_shutting_down() -> Result<()> {
     Ok(())
 }
 
-fn terminate_then_login() -> Result<()> {
+fn terminate_then_next_login() -> Result<()> {
     let d = Distro::start(own("terminate"))?;
     let (_, ns) = pid1_of(&d)?;
     happy(
@@ -1129,7 +1112,7 @@ fn terminate_then_login() -> Result<()> {
     Ok(())
 }
 
-fn simultaneous_first_logins() -> Result<()> {
+fn simultaneous_first_logins_start_one_systemd() -> Result<()> {
     let d = Distro::start(own("simultaneous"))?;
     let procs: Vec<_> = (0..8)
         .map(|_| d.spawn(&Launch::command(format!("{PID1_CMD}; id -un"))))
@@ -1180,7 +1163,7 @@ fn degraded_launch(d: &Distro, bound: Duration) -> Result<Output> {
     Ok(out)
 }
 
-fn missing_systemd() -> Result<()> {
+fn missing_systemd_still_gives_a_shell() -> Result<()> {
     let d = Distro::start(
         own("no-systemd").file("/etc/nixos-wsl.conf", "systemd = /nonexistent/systemd\n"),
     )?;
@@ -1192,7 +1175,7 @@ fn missing_systemd() -> Result<()> {
     Ok(())
 }
 
-fn hung_systemd() -> Result<()> {
+fn hung_systemd_still_gives_a_shell() -> Result<()> {
     let d = Distro::start(
         own("hung-systemd")
             .file(
@@ -1213,7 +1196,7 @@ fn hung_systemd() -> Result<()> {
     Ok(())
 }
 
-fn broken_config() -> Result<()> {
+fn broken_config_still_gives_a_shell() -> Result<()> {
     let d = Distro::start(own("broken-config").file(
         "/etc/nixos-wsl.conf",
         b"# broken on purpose\ntimeout = soon\nno equals sign here \xff\xfe\n".to_vec(),
@@ -1232,7 +1215,7 @@ fn broken_config() -> Result<()> {
     Ok(())
 }
 
-fn missing_user() -> Result<()> {
+fn missing_user_still_gives_a_shell() -> Result<()> {
     let d = Distro::start(own("missing-user").file("/etc/nixos-wsl.conf", "user = nobody-here\n"))?;
     let out = d.run(&Launch::command("echo still-a-shell").timeout(Duration::from_secs(90)))?;
     ensure!(out.code == 0 && out.out() == "still-a-shell\n", "{out}");
@@ -1271,94 +1254,11 @@ fn make_shared_native() -> Result<Distro> {
 }
 
 fn native_tests() -> Vec<Trial> {
-    let t: Vec<(&str, TestFn)> = vec![
-        // Own distros first, so they overlap with the shared one.
-        (
-            "native::launch_during_slow_activation_waits_then_runs",
-            native_slow_activation,
-        ),
-        (
-            "native::missing_systemd_leaves_a_reaping_init",
-            native_missing_systemd,
-        ),
-        (
-            "native::broken_activation_still_boots",
-            native_broken_activation,
-        ),
-        (
-            "native::activation_runs_before_systemd_once_per_boot",
-            native_activation_before_systemd,
-        ),
-        ("native::first_launch", native_first_launch),
-        (
-            "native::nixos_environment_loaded_once",
-            native_nixos_environment,
-        ),
-        (
-            "native::poweroff_inside_then_next_boot",
-            native_poweroff_then_boot,
-        ),
-        (
-            "native::old_wsl_dev_shm_symlink_and_private_root",
-            native_old_wsl,
-        ),
-        (
-            "native::pid1_is_systemd_and_no_second_systemd",
-            native_one_systemd,
-        ),
-        ("native::users_own_shells_set_the_nixos_way", || {
-            users_own_shells(Mode::Native)
-        }),
-        (
-            "native::welcome_once_on_the_first_interactive_login",
-            || welcome_once(Mode::Native),
-        ),
-        // Issue 2's session contract, unchanged, in this mode.
-        ("native::exit_codes_0_to_255", || exit_codes(Mode::Native)),
-        ("native::pid1_is_systemd_and_running", || {
-            pid1_is_systemd(Mode::Native)
-        }),
-        ("native::identity_and_groups", || {
-            identity_and_groups(Mode::Native)
-        }),
-        ("native::environment", || environment(Mode::Native)),
-        ("native::path_with_spaces", || {
-            path_with_spaces(Mode::Native)
-        }),
-        ("native::cwd_kept_unenterable_per_wsl", || {
-            cwd_rules(Mode::Native)
-        }),
-        ("native::death_by_signal", || death_by_signal(Mode::Native)),
-        ("native::verbatim_command_strings", || {
-            verbatim_strings(Mode::Native)
-        }),
-        ("native::binary_stdin_stdout_byte_exact", || {
-            binary_roundtrip(Mode::Native)
-        }),
-        ("native::stderr_is_separate", || {
-            stderr_separate(Mode::Native)
-        }),
-        ("native::interactive_login_shell_from_piped_stdin", || {
-            login_from_piped_stdin(Mode::Native)
-        }),
-        ("native::systemctl_user_works", || {
-            systemctl_user(Mode::Native)
-        }),
-        ("native::terminal_belongs_to_the_user", || {
-            terminal_ownership(Mode::Native)
-        }),
-        ("native::no_capabilities_and_no_extra_fds", || {
-            no_caps_no_fds(Mode::Native)
-        }),
-        ("native::no_init_fds_in_systemd", || {
-            no_shim_fds_in_systemd(Mode::Native)
-        }),
-        ("native::sigterm_and_sighup_reach_the_command", || {
-            signals_reach_command(Mode::Native)
-        }),
-        ("native::sudo_i_inside", || sudo_i_inside(Mode::Native)),
-    ];
-    t.into_iter().map(|(n, f)| privileged(n, f)).collect()
+    // Lifecycle tests (own distros) first, so they overlap with the shared ones.
+    let own = tests!["native": launch_during_slow_activation_waits_then_runs, missing_systemd_leaves_a_reaping_init, broken_activation_still_boots, activation_runs_before_systemd_once_per_boot, first_launch, nixos_environment_loaded_once, poweroff_inside_then_next_boot, old_wsl_dev_shm_symlink_and_private_root, pid1_is_systemd_and_no_second_systemd];
+    let mut trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
+    trials.extend(session_trials("native", Mode::Native));
+    trials
 }
 
 /// Reads a file of the distro as text (as root).
@@ -1403,7 +1303,7 @@ fn systemd_started_at(d: &Distro) -> Result<f64> {
     Ok(us as f64 / 1e6)
 }
 
-fn native_first_launch() -> Result<()> {
+fn first_launch() -> Result<()> {
     let d = Distro::start(native_opts("native-first", native_mode()))?;
     let boot = d.wsl_systemd_state().boot_wait();
     ensure!(
@@ -1425,7 +1325,7 @@ fn native_first_launch() -> Result<()> {
 /// WSL runs the default user's passwd shell (nixos-wsl-shell) itself: NixOS'
 /// `/etc/set-environment` must still be loaded exactly once, for `-c` commands (which bash
 /// does not load it for) and login shells alike, and `$SHELL` must name the real shell.
-fn native_nixos_environment() -> Result<()> {
+fn nixos_environment_loaded_once() -> Result<()> {
     let d = Mode::Native.shared()?;
     let cmd = "echo \"$NIXOS_MARKER_LOADS\"; nixos-marker; echo \"$SHELL\"";
     for launch in [
@@ -1443,7 +1343,7 @@ fn native_nixos_environment() -> Result<()> {
     Ok(())
 }
 
-fn native_one_systemd() -> Result<()> {
+fn pid1_is_systemd_and_no_second_systemd() -> Result<()> {
     let d = Mode::Native.shared()?;
     // Launches of every kind, as the default user and as root (whose login shell is the
     // same nixos-wsl-shell): none may start a systemd of its own.
@@ -1484,7 +1384,7 @@ fn native_one_systemd() -> Result<()> {
     Ok(())
 }
 
-fn native_activation_before_systemd() -> Result<()> {
+fn activation_runs_before_systemd_once_per_boot() -> Result<()> {
     let d = Distro::start(
         native_opts("native-activation", native_mode()).file("/etc/activation-delay", "1\n"),
     )?;
@@ -1534,7 +1434,7 @@ fn native_activation_before_systemd() -> Result<()> {
     Ok(())
 }
 
-fn native_slow_activation() -> Result<()> {
+fn launch_during_slow_activation_waits_then_runs() -> Result<()> {
     // WSL gives up waiting after 1 s, then starts sessions while the activation still runs.
     let d = Distro::start(
         native_opts(
@@ -1589,7 +1489,7 @@ fn native_slow_activation() -> Result<()> {
     Ok(())
 }
 
-fn native_broken_activation() -> Result<()> {
+fn broken_activation_still_boots() -> Result<()> {
     // As NixOS' activation does when a snippet fails: it carries on, links
     // /run/current-system and exits non-zero.
     let failing = "#!/bin/sh\necho 'snippet users failed' >&2\n\
@@ -1639,7 +1539,7 @@ fn native_conf(extra: &str) -> String {
     sim::native::nixos_wsl_conf(extra)
 }
 
-fn native_missing_systemd() -> Result<()> {
+fn missing_systemd_leaves_a_reaping_init() -> Result<()> {
     let d = Distro::start(
         native_opts(
             "native-no-systemd",
@@ -1701,7 +1601,7 @@ fn native_missing_systemd() -> Result<()> {
     Ok(())
 }
 
-fn native_poweroff_then_boot() -> Result<()> {
+fn poweroff_inside_then_next_boot() -> Result<()> {
     let d = Distro::start(native_opts("native-poweroff", native_mode()))?;
     let _ = d.run(&Launch::command("sudo systemctl poweroff").timeout(Duration::from_secs(60)));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1732,7 +1632,7 @@ fn native_poweroff_then_boot() -> Result<()> {
     Ok(())
 }
 
-fn native_old_wsl() -> Result<()> {
+fn old_wsl_dev_shm_symlink_and_private_root() -> Result<()> {
     let d = Distro::start(native_opts("native-old-wsl", native_mode().old_wsl()))?;
     let out = d.root_sh(
         "stat -c %F /dev/shm; [ \"$(stat -c %d:%i /dev/shm)\" = \"$(stat -c %d:%i /run/shm)\" ] && echo shm-bound; \
@@ -1751,32 +1651,12 @@ fn native_old_wsl() -> Result<()> {
 // sim::*: the simulator, with /bin/bash as root's shell.
 
 fn sim_tests() -> Vec<Trial> {
-    let t: Vec<(&str, TestFn)> = vec![
-        (
-            "sim::refuses_a_rootfs_without_its_marker",
-            sim_refuses_unmarked_rootfs,
-        ),
-        (
-            "sim::terminate_and_boot_give_a_fresh_run",
-            sim_terminate_fresh_run,
-        ),
-        ("sim::user_resolution", sim_user_resolution),
-        ("sim::exit_codes_and_signals", sim_exit_codes),
-        ("sim::pid1_is_wsl_init_and_reaps", sim_pid1_reaps),
-        ("sim::no_harness_fds_in_the_distro", sim_no_harness_fds),
-        ("sim::wsl_mounts", sim_mounts),
-        ("sim::environment_in_wsl_order", sim_environment),
-        ("sim::argv_forms", sim_argv_forms),
-        ("sim::cwd", sim_cwd),
-        ("sim::pty_and_session", sim_pty_and_session),
-        ("sim::fresh_signal_state", sim_signal_state),
-        ("sim::stdio_pipes_byte_exact", sim_pipes),
-        ("sim::cgroup_is_private_v2", sim_cgroup),
-    ];
-    t.into_iter().map(|(n, f)| privileged(n, f)).collect()
+    let own = tests!["sim": refuses_a_rootfs_without_its_marker, terminate_and_boot_give_a_fresh_run, user_resolution, exit_codes_and_signals, pid1_is_wsl_init_and_reaps, no_harness_fds_in_the_distro, wsl_mounts, environment_in_wsl_order, argv_forms, cwd, pty_and_session, fresh_signal_state, stdio_pipes_byte_exact, cgroup_is_private_v2];
+    let trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
+    trials
 }
 
-fn sim_refuses_unmarked_rootfs() -> Result<()> {
+fn refuses_a_rootfs_without_its_marker() -> Result<()> {
     // A lower dir that looks like a distro but lacks the marker.
     let tmp = sim::rootfs::cache_dir().join(format!("unmarked-{}", std::process::id()));
     for d in ["etc", "proc", "sys", "dev", "run", "mnt", "tmp"] {
@@ -1802,7 +1682,7 @@ fn sim_refuses_unmarked_rootfs() -> Result<()> {
     Ok(())
 }
 
-fn sim_terminate_fresh_run() -> Result<()> {
+fn terminate_and_boot_give_a_fresh_run() -> Result<()> {
     let d = Distro::start(DistroOptions::new(
         "Lifecycle",
         RootShell::Existing("/bin/bash".into()),
@@ -1826,7 +1706,7 @@ fn sim_terminate_fresh_run() -> Result<()> {
     Ok(())
 }
 
-fn sim_user_resolution() -> Result<()> {
+fn user_resolution() -> Result<()> {
     let d = Distro::start(DistroOptions::new(
         "Users",
         RootShell::Existing("/bin/bash".into()),
@@ -1858,7 +1738,7 @@ fn sim_user_resolution() -> Result<()> {
     Ok(())
 }
 
-fn sim_exit_codes() -> Result<()> {
+fn exit_codes_and_signals() -> Result<()> {
     let d = bash()?;
     let started = Instant::now();
     for code in 0..=255 {
@@ -1876,7 +1756,7 @@ fn sim_exit_codes() -> Result<()> {
     Ok(())
 }
 
-fn sim_pid1_reaps() -> Result<()> {
+fn pid1_is_wsl_init_and_reaps() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::exec(["cat", "/proc/1/comm"]))?;
     ensure!(out.out().trim() != "systemd" && out.code == 0, "{out}");
@@ -1919,7 +1799,7 @@ fn fd_targets(pid: i32) -> Result<Vec<(String, String)>> {
     Ok(v)
 }
 
-fn sim_no_harness_fds() -> Result<()> {
+fn no_harness_fds_in_the_distro() -> Result<()> {
     let d = bash()?;
     let init = fd_targets(d.init_pid()?)?;
     ensure!(
@@ -1944,7 +1824,7 @@ fn sim_no_harness_fds() -> Result<()> {
     }
 }
 
-fn sim_mounts() -> Result<()> {
+fn wsl_mounts() -> Result<()> {
     let d = bash()?;
     let mi = d.run(&Launch::exec(["cat", "/proc/self/mountinfo"]))?.out();
     let find = |mp: &str| {
@@ -2005,7 +1885,7 @@ fn sim_mounts() -> Result<()> {
     Ok(())
 }
 
-fn sim_environment() -> Result<()> {
+fn environment_in_wsl_order() -> Result<()> {
     let d = bash()?;
     let out = d.run(
         &Launch::exec(["env", "-0"])
@@ -2047,7 +1927,7 @@ fn sim_environment() -> Result<()> {
     Ok(())
 }
 
-fn sim_argv_forms() -> Result<()> {
+fn argv_forms() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::login().stdin("echo \"$0\"; shopt -q login_shell && echo login\n"))?;
     ensure!(out.out() == "-bash\nlogin\n", "login form: {out}");
@@ -2073,7 +1953,7 @@ fn sim_argv_forms() -> Result<()> {
     Ok(())
 }
 
-fn sim_cwd() -> Result<()> {
+fn cwd() -> Result<()> {
     let d = bash()?;
     let pwd = |l: Launch| -> Result<String> { Ok(d.run(&l)?.out()) };
     ensure!(pwd(Launch::exec(["pwd"]))? == "/mnt/c/Users/me\n");
@@ -2090,7 +1970,7 @@ fn sim_cwd() -> Result<()> {
     Ok(())
 }
 
-fn sim_pty_and_session() -> Result<()> {
+fn pty_and_session() -> Result<()> {
     let d = bash()?;
     let out = d.run(
         &Launch::command(
@@ -2125,7 +2005,7 @@ fn sim_pty_and_session() -> Result<()> {
     Ok(())
 }
 
-fn sim_signal_state() -> Result<()> {
+fn fresh_signal_state() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::exec([
         "grep",
@@ -2140,7 +2020,7 @@ fn sim_signal_state() -> Result<()> {
     Ok(())
 }
 
-fn sim_pipes() -> Result<()> {
+fn stdio_pipes_byte_exact() -> Result<()> {
     let d = bash()?;
     let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     let out = d.run(&Launch::exec(["cat"]).stdin(data.clone()))?;
@@ -2153,7 +2033,7 @@ fn sim_pipes() -> Result<()> {
     Ok(())
 }
 
-fn sim_cgroup() -> Result<()> {
+fn cgroup_is_private_v2() -> Result<()> {
     let d = bash()?;
     let out = d.root_sh("cat /proc/self/cgroup; cat /sys/fs/cgroup/cgroup.procs | wc -l")?;
     // The v1 lines of the hybrid host stay visible (the kernel lists every hierarchy), but

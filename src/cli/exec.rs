@@ -141,11 +141,8 @@ fn run(args: Args) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::os;
     use std::os::unix::ffi::OsStringExt;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
 
     fn ok(user: Option<&str>, command: &[&str]) -> Result<Option<Args>, UsageError> {
         Ok(Some(Args {

@@ -241,10 +241,7 @@ fn record(choice: BootChoice, profiles: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
+    use crate::testing::os;
 
     #[test]
     fn parses_boot() {

@@ -195,10 +195,7 @@ fn describe(
 mod tests {
     use super::*;
     use crate::cli::report::{EXIT_NOT_RUNNING, EXIT_UNKNOWN};
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
+    use crate::testing::os;
 
     #[test]
     fn arguments() {

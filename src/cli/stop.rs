@@ -159,10 +159,7 @@ fn stop(timeout: Duration) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
+    use crate::testing::os;
 
     #[test]
     fn arguments() {

@@ -37,10 +37,7 @@ pub(crate) fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
+    use crate::testing::os;
 
     #[test]
     fn wsl_argv_gets_the_log_target() {

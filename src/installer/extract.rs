@@ -389,6 +389,17 @@ fn timespec(secs: i64) -> TimeSpec {
     TimeSpec::new(secs, 0)
 }
 
+/// Sets the modification (and access) time of `path` in `parent`, not following a symlink.
+fn set_mtime(parent: RawFd, path: &[u8], mtime: i64) -> nix::Result<()> {
+    utimensat(
+        Some(parent),
+        path,
+        &timespec(mtime),
+        &timespec(mtime),
+        UtimensatFlags::NoFollowSymlink,
+    )
+}
+
 /// Where an entry goes: the open directory it goes into, that directory's path, and the name.
 struct Placing<'a> {
     parent: RawFd,
@@ -566,13 +577,7 @@ impl Extractor {
             symlinkat(target, Some(p), n)
         })?;
         let path = self.own_placed(at.parent, at.name, &placed, entry)?;
-        utimensat(
-            Some(at.parent),
-            &path[..],
-            &timespec(entry.mtime),
-            &timespec(entry.mtime),
-            UtimensatFlags::NoFollowSymlink,
-        )?;
+        set_mtime(at.parent, &path, entry.mtime)?;
         self.finish_placement(at.parent, at.parent_path, at.name, placed, at.deferred)
     }
 
@@ -599,13 +604,7 @@ impl Extractor {
             Mode::from_bits_truncate(entry.mode & 0o7777),
             FchmodatFlags::FollowSymlink,
         )?;
-        utimensat(
-            Some(at.parent),
-            &path[..],
-            &timespec(entry.mtime),
-            &timespec(entry.mtime),
-            UtimensatFlags::NoFollowSymlink,
-        )?;
+        set_mtime(at.parent, &path, entry.mtime)?;
         self.finish_placement(at.parent, at.parent_path, at.name, placed, at.deferred)
     }
 

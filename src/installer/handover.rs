@@ -70,10 +70,7 @@ pub fn fallback_shells(root: &Path) -> Vec<(PathBuf, OsString)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
-    }
+    use crate::testing::os;
 
     #[test]
     fn finds_root_shell() {

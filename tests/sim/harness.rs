@@ -22,7 +22,7 @@ pub fn needs_root(suite: &str) -> Option<String> {
 /// must run every privileged test) and is skipped, with the reason, elsewhere.
 pub fn gated(
     name: &str,
-    f: TestFn,
+    f: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
     cannot_run: impl FnOnce() -> Option<String> + Send + 'static,
 ) -> Trial {
     Trial::ignorable_test(name, move || {
