@@ -30,7 +30,6 @@ pub mod stop;
 pub mod version;
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -76,18 +75,53 @@ fn dispatch<A>(
     }
 }
 
+/// The admin CLI's one argument parser: `lexopt` over the subcommand's arguments
+/// (`--name value`, `--name=value`, `-n value`, `--` ending the options), its errors turned
+/// into [`UsageError`]s. Every subcommand takes `-h`/`--help` ([`is_help`]).
+pub(crate) fn parser(args: &[OsString]) -> lexopt::Parser {
+    lexopt::Parser::from_args(args.iter().cloned())
+}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> UsageError {
+        UsageError(match e {
+            lexopt::Error::MissingValue {
+                option: Some(option),
+            } => format!("{option} needs a value"),
+            lexopt::Error::UnexpectedOption(option) => format!("unknown option {option}"),
+            lexopt::Error::UnexpectedArgument(arg) => format!("unexpected argument {arg:?}"),
+            other => other.to_string(),
+        })
+    }
+}
+
 /// True for `-h`/`--help`.
-fn is_help(arg: &OsString) -> bool {
-    matches!(arg.as_bytes(), b"-h" | b"--help")
+pub(crate) fn is_help(arg: &lexopt::Arg) -> bool {
+    matches!(arg, lexopt::Arg::Short('h') | lexopt::Arg::Long("help"))
 }
 
 /// Rejects any argument (for subcommands that take none but `--help`).
 fn no_arguments(args: &[OsString]) -> Result<Option<()>, UsageError> {
-    match args.first() {
+    let mut p = parser(args);
+    match p.next()? {
         None => Ok(Some(())),
-        Some(a) if is_help(a) => Ok(None),
-        Some(a) => Err(UsageError(format!("unexpected argument {a:?}"))),
+        Some(a) if is_help(&a) => Ok(None),
+        Some(a) => Err(a.unexpected().into()),
     }
+}
+
+/// `[--json]` (for the reports): `Some(json)`, or `None` for `--help`.
+fn json_flag(args: &[OsString]) -> Result<Option<bool>, UsageError> {
+    let mut p = parser(args);
+    let mut json = false;
+    while let Some(a) = p.next()? {
+        match a {
+            lexopt::Arg::Long("json") => json = true,
+            a if is_help(&a) => return Ok(None),
+            a => return Err(a.unexpected().into()),
+        }
+    }
+    Ok(Some(json))
 }
 
 /// Where this command runs, relative to the systemd namespace.

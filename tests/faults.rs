@@ -1111,7 +1111,16 @@ fn cli_usage() -> Result<()> {
             && String::from_utf8_lossy(&version.stdout).starts_with("nixos-wsl "),
         "--version: {version:?}"
     );
-    for cmd in ["status", "exec", "stop", "logs"] {
+    for cmd in [
+        "status",
+        "exec",
+        "stop",
+        "logs",
+        "doctor",
+        "generations",
+        "boot",
+        "version",
+    ] {
         let help = run(&[cmd, "--help"])?;
         let text = String::from_utf8_lossy(&help.stdout);
         ensure!(
@@ -1137,6 +1146,26 @@ fn cli_usage() -> Result<()> {
     ] {
         let out = run(args)?;
         ensure!(out.status.code() == Some(2), "{args:?}: {out:?}");
+    }
+    // Every tarball subcommand takes --help too, conventionally: usage on stdout, exit 0.
+    for sub in [
+        "build",
+        "installer",
+        "verify",
+        "bench",
+        "rootfs",
+        "ico",
+        "manifest",
+    ] {
+        for help in ["--help", "-h"] {
+            let out = run(&["tarball", sub, help])?;
+            ensure!(
+                out.status.code() == Some(0)
+                    && String::from_utf8_lossy(&out.stdout).starts_with("usage: nixos-wsl tarball")
+                    && out.stderr.is_empty(),
+                "tarball {sub} {help}: {out:?}"
+            );
+        }
     }
     let top = run(&["--help"])?;
     let text = String::from_utf8_lossy(&top.stdout);

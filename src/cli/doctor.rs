@@ -83,12 +83,7 @@ fn bad(
 }
 
 pub(crate) fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
-    match args {
-        [] => Ok(Some(false)),
-        [a] if a == "--json" => Ok(Some(true)),
-        [a] if super::is_help(a) => Ok(None),
-        _ => Err(UsageError(format!("unexpected arguments {args:?}"))),
-    }
+    super::json_flag(args)
 }
 
 pub fn main(args: &[OsString]) -> i32 {

@@ -3,7 +3,6 @@
 //! `shell::session_plan` and `shell::enter`), so what works here works for every launch.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::unistd::Uid;
@@ -39,38 +38,28 @@ pub(crate) struct Args {
 /// Options come first; `--` or the first argument that is not an option starts COMMAND.
 pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
     let mut user = None;
-    let mut i = 0;
-    let utf8 = |v: &OsString| {
-        v.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| UsageError(format!("user name {v:?} is not UTF-8")))
-    };
-    while let Some(a) = args.get(i) {
-        let bytes = a.as_bytes();
-        match bytes {
-            b"--" => {
-                i += 1;
+    let mut command = Vec::new();
+    let mut p = super::parser(args);
+    while let Some(a) = p.next()? {
+        match a {
+            a if super::is_help(&a) => return Ok(None),
+            lexopt::Arg::Short('u') | lexopt::Arg::Long("user") => {
+                let v = p.value()?;
+                let name = v
+                    .to_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| UsageError(format!("user name {v:?} is not UTF-8")))?;
+                user = Some(name);
+            }
+            // The command and its arguments, verbatim (`--` before it is optional).
+            lexopt::Arg::Value(program) => {
+                command.push(program);
+                command.extend(p.raw_args()?);
                 break;
             }
-            b"-h" | b"--help" => return Ok(None),
-            b"-u" | b"--user" => {
-                let v = args
-                    .get(i + 1)
-                    .ok_or_else(|| UsageError(format!("{a:?} needs a user name")))?;
-                user = Some(utf8(v)?);
-                i += 2;
-            }
-            _ if bytes.starts_with(b"--user=") => {
-                user = Some(utf8(&std::ffi::OsStr::from_bytes(&bytes[7..]).to_owned())?);
-                i += 1;
-            }
-            _ if bytes.starts_with(b"-") => {
-                return Err(UsageError(format!("unknown option {a:?}")));
-            }
-            _ => break,
+            a => return Err(a.unexpected().into()),
         }
     }
-    let command = args[i..].to_vec();
     if command.is_empty() {
         return Err(UsageError("no command given".into()));
     }

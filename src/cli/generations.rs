@@ -36,12 +36,7 @@ Exit status: 0 recorded, 1 refused (no such generation, incomplete, not root), 2
 
 /// `--json` or nothing.
 pub(crate) fn parse_list(args: &[OsString]) -> Result<Option<bool>, UsageError> {
-    match args {
-        [] => Ok(Some(false)),
-        [a] if a == "--json" => Ok(Some(true)),
-        [a] if super::is_help(a) => Ok(None),
-        _ => Err(UsageError(format!("unexpected arguments {args:?}"))),
-    }
+    super::json_flag(args)
 }
 
 /// What `boot` records.
@@ -53,23 +48,26 @@ pub(crate) enum BootChoice {
 }
 
 pub(crate) fn parse_boot(args: &[OsString]) -> Result<Option<BootChoice>, UsageError> {
-    let text = |a: &OsString| a.to_str().unwrap_or("").to_owned();
-    match args {
-        [a] if super::is_help(a) => Ok(None),
-        [a] if a == "--rollback" => Ok(Some(BootChoice::Rollback)),
-        [a] if a == "--default" => Ok(Some(BootChoice::Default)),
-        [a, n] if a == "--generation" => generation::parse_number(&text(n))
-            .map(|n| Some(BootChoice::Generation(n)))
-            .map_err(UsageError),
-        [a] if text(a).starts_with("--generation=") => {
-            generation::parse_number(&text(a)["--generation=".len()..])
-                .map(|n| Some(BootChoice::Generation(n)))
-                .map_err(UsageError)
+    let one_of = || UsageError("give one of --generation N, --rollback, --default".into());
+    let mut p = super::parser(args);
+    let mut choice = None;
+    while let Some(a) = p.next()? {
+        let this = match a {
+            a if super::is_help(&a) => return Ok(None),
+            lexopt::Arg::Long("rollback") => BootChoice::Rollback,
+            lexopt::Arg::Long("default") => BootChoice::Default,
+            lexopt::Arg::Long("generation") => {
+                let n = p.value()?;
+                let n = generation::parse_number(n.to_str().unwrap_or("")).map_err(UsageError)?;
+                BootChoice::Generation(n)
+            }
+            _ => return Err(one_of()),
+        };
+        if choice.replace(this).is_some() {
+            return Err(one_of());
         }
-        _ => Err(UsageError(
-            "give one of --generation N, --rollback, --default".into(),
-        )),
     }
+    choice.map(Some).ok_or_else(one_of)
 }
 
 pub fn list_main(args: &[OsString]) -> i32 {

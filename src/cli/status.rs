@@ -2,7 +2,6 @@
 //! starts systemd, never takes the state lock, never changes a file.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -40,15 +39,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
-    let mut json = false;
-    for a in args {
-        match a.as_bytes() {
-            b"--json" => json = true,
-            b"-h" | b"--help" => return Ok(None),
-            _ => return Err(UsageError(format!("unexpected argument {a:?}"))),
-        }
-    }
-    Ok(Some(Args { json }))
+    Ok(super::json_flag(args)?.map(|json| Args { json }))
 }
 
 pub fn main(args: &[OsString]) -> i32 {

@@ -5,7 +5,6 @@
 //! meanwhile wait for the lock and then start the new one.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
@@ -43,23 +42,25 @@ pub(crate) struct Args {
 
 pub(crate) fn parse(args: &[OsString]) -> Result<Option<Args>, UsageError> {
     let mut timeout = Duration::from_secs(30);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let value = match a.as_bytes() {
-            b"-h" | b"--help" => return Ok(None),
-            b"--timeout" => it
-                .next()
-                .ok_or_else(|| UsageError("--timeout needs a number of seconds".into()))?
-                .as_bytes(),
-            b if b.starts_with(b"--timeout=") => &b[10..],
-            _ => return Err(UsageError(format!("unexpected argument {a:?}"))),
-        };
-        let secs = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|s| (1..=3600).contains(s))
-            .ok_or_else(|| UsageError("--timeout takes whole seconds from 1 to 3600".into()))?;
-        timeout = Duration::from_secs(secs);
+    let mut p = super::parser(args);
+    while let Some(a) = p.next()? {
+        match a {
+            a if super::is_help(&a) => return Ok(None),
+            lexopt::Arg::Long("timeout") => {
+                let value = p
+                    .value()
+                    .map_err(|_| UsageError("--timeout needs a number of seconds".into()))?;
+                let secs = value
+                    .to_str()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| {
+                        UsageError("--timeout takes whole seconds from 1 to 3600".into())
+                    })?;
+                timeout = Duration::from_secs(secs);
+            }
+            a => return Err(a.unexpected().into()),
+        }
     }
     Ok(Some(Args { timeout }))
 }

@@ -26,7 +26,7 @@ pub const REV: &str = match option_env!("NIXOS_WSL_REV") {
 };
 
 pub(crate) fn parse(args: &[OsString]) -> Result<Option<bool>, UsageError> {
-    super::doctor::parse(args)
+    super::json_flag(args)
 }
 
 pub fn main(args: &[OsString]) -> i32 {

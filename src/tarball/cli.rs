@@ -95,48 +95,40 @@ struct Args {
     positionals: Vec<OsString>,
 }
 
-/// Splits `args` by the subcommand's known `valued` options and `flags`.
-fn split(args: &[OsString], valued: &[&str], flags: &[&str]) -> Result<Args, UsageError> {
+/// Splits `args` by the subcommand's known `valued` options and `flags` (the admin CLI's one
+/// parser, [`crate::cli::parser`]); `None` for `-h`/`--help`.
+fn split(args: &[OsString], valued: &[&str], flags: &[&str]) -> Result<Option<Args>, UsageError> {
     let mut out = Args {
         values: Vec::new(),
         flags: Vec::new(),
         positionals: Vec::new(),
     };
-    let mut it = args.iter();
-    let mut only_positionals = false;
-    while let Some(arg) = it.next() {
-        let text = arg.to_string_lossy();
-        if only_positionals || !text.starts_with("--") {
-            out.positionals.push(arg.clone());
-            continue;
-        }
-        if text == "--" {
-            only_positionals = true;
-            continue;
-        }
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(OsString::from(v))),
-            None => (text.to_string(), None),
+    let mut p = crate::cli::parser(args);
+    while let Some(arg) = p.next()? {
+        let name = match arg {
+            a if crate::cli::is_help(&a) => return Ok(None),
+            lexopt::Arg::Value(v) => {
+                out.positionals.push(v);
+                continue;
+            }
+            lexopt::Arg::Long(name) => format!("--{name}"),
+            lexopt::Arg::Short(c) => return Err(UsageError(format!("unknown option -{c}"))),
         };
         if valued.contains(&name.as_str()) {
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| UsageError(format!("{name} needs a value")))?,
-            };
+            let value = p
+                .value()
+                .map_err(|_| UsageError(format!("{name} needs a value")))?;
             if out.values.iter().any(|(n, _)| *n == name) {
                 return Err(UsageError(format!("{name} given twice")));
             }
             out.values.push((name, value));
-        } else if flags.contains(&name.as_str()) && inline.is_none() {
+        } else if flags.contains(&name.as_str()) {
             out.flags.push(name);
         } else {
             return Err(UsageError(format!("unknown option {name}")));
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 impl Args {
@@ -188,7 +180,7 @@ pub(crate) fn parse(args: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_build(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(
+    let Some(a) = split(
         rest,
         &[
             "--source",
@@ -198,7 +190,10 @@ fn parse_build(rest: &[OsString]) -> Result<Command, UsageError> {
             "--level",
         ],
         &["--keep-owners"],
-    )?;
+    )?
+    else {
+        return Ok(Command::Help);
+    };
     a.no_positionals()?;
     let level = a.number::<u32>("--level")?.unwrap_or(6);
     if level > 9 {
@@ -215,11 +210,14 @@ fn parse_build(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_installer(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(
+    let Some(a) = split(
         rest,
         &["--rootfs", "--installer", "--output", "--mtime"],
         &[],
-    )?;
+    )?
+    else {
+        return Ok(Command::Help);
+    };
     a.no_positionals()?;
     Ok(Command::Installer {
         rootfs: a.need("--rootfs")?,
@@ -230,7 +228,9 @@ fn parse_installer(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_verify(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(rest, &["--arch"], &["--modern", "--strict"])?;
+    let Some(a) = split(rest, &["--arch"], &["--modern", "--strict"])? else {
+        return Ok(Command::Help);
+    };
     let arch = match a.values.iter().find(|(n, _)| n == "--arch") {
         None => verify::Arch::X86_64,
         Some((_, v)) => v
@@ -250,7 +250,9 @@ fn parse_verify(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_bench(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(rest, &["--work-dir", "--runs"], &[])?;
+    let Some(a) = split(rest, &["--work-dir", "--runs"], &[])? else {
+        return Ok(Command::Help);
+    };
     let runs = a.number::<u32>("--runs")?.unwrap_or(3).max(1);
     match a.positionals.as_slice() {
         [file] => Ok(Command::Bench {
@@ -263,11 +265,14 @@ fn parse_bench(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_rootfs(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(
+    let Some(a) = split(
         rest,
         &["--spec", "--work", "--output", "--mtime", "--store-root"],
         &[],
-    )?;
+    )?
+    else {
+        return Ok(Command::Help);
+    };
     a.no_positionals()?;
     Ok(Command::Rootfs {
         spec: a.need("--spec")?,
@@ -279,7 +284,9 @@ fn parse_rootfs(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_ico(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(rest, &["--output"], &[])?;
+    let Some(a) = split(rest, &["--output"], &[])? else {
+        return Ok(Command::Help);
+    };
     if a.positionals.is_empty() {
         return Err(UsageError("ico takes one or more PNG files".into()));
     }
@@ -290,7 +297,7 @@ fn parse_ico(rest: &[OsString]) -> Result<Command, UsageError> {
 }
 
 fn parse_manifest(rest: &[OsString]) -> Result<Command, UsageError> {
-    let a = split(
+    let Some(a) = split(
         rest,
         &[
             "--flavor",
@@ -303,7 +310,10 @@ fn parse_manifest(rest: &[OsString]) -> Result<Command, UsageError> {
             "--arm64-url",
         ],
         &[],
-    )?;
+    )?
+    else {
+        return Ok(Command::Help);
+    };
     a.no_positionals()?;
     let text = |name: &str| -> Result<String, UsageError> {
         a.need(name)?
