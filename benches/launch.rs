@@ -57,6 +57,8 @@ fn main() {
 struct Opts {
     shell_bin: PathBuf,
     cli_bin: PathBuf,
+    /// The installer-extraction benchmark (`--features bench`).
+    tarball_bench_bin: PathBuf,
     /// `/sbin/init` of WSL's systemd mode.
     init_bin: PathBuf,
     /// Interleaved pairs of `wsl -- true` (shell, floor).
@@ -78,6 +80,7 @@ impl Opts {
         let mut o = Opts {
             shell_bin: PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-shell")),
             cli_bin: PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl")),
+            tarball_bench_bin: PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-tarball-bench")),
             init_bin: PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-init")),
             warm: 1000,
             inner: 600,
@@ -110,6 +113,7 @@ impl Opts {
                     let dir = PathBuf::from(args.next().context("--bin-dir needs a directory")?);
                     o.shell_bin = dir.join("nixos-wsl-shell");
                     o.cli_bin = dir.join("nixos-wsl");
+                    o.tarball_bench_bin = dir.join("nixos-wsl-tarball-bench");
                     o.init_bin = dir.join("nixos-wsl-init");
                 }
                 other => {
@@ -1063,7 +1067,7 @@ fn cold(opts: &Opts, floor_launch: f64, rows: &mut Vec<Row>) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // 6. Installer.
 
-/// `nixos-wsl tarball bench` on a tarball of the simulator's cached rootfs, one pair per
+/// `nixos-wsl-tarball-bench` on a tarball of the simulator's cached rootfs, one pair per
 /// invocation so the spread is ours to compute.
 fn installer(opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let rootfs = sim::rootfs::ensure()?;
@@ -1100,8 +1104,7 @@ fn installer(opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
         let (mut ours, mut tar, mut unpacked_mb) = (Vec::new(), Vec::new(), 0.0);
         let mut sizes = String::new();
         for _ in 0..opts.tarball_runs {
-            let out = std::process::Command::new(&opts.cli_bin)
-                .args(["tarball", "bench"])
+            let out = std::process::Command::new(&opts.tarball_bench_bin)
                 .arg(&tarball)
                 .args(["--runs", "1", "--work-dir"])
                 .arg(&work)
@@ -1109,7 +1112,7 @@ fn installer(opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             ensure!(
                 out.status.success(),
-                "nixos-wsl tarball bench failed: {}{}",
+                "nixos-wsl-tarball-bench failed: {}{}",
                 text,
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -1117,7 +1120,7 @@ fn installer(opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
                 text.lines()
                     .find_map(|l| l.trim().strip_prefix(key))
                     .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                    .with_context(|| format!("no {key:?} in `nixos-wsl tarball bench`: {text}"))
+                    .with_context(|| format!("no {key:?} in `nixos-wsl-tarball-bench`: {text}"))
             };
             unpacked_mb = text
                 .lines()

@@ -3,6 +3,8 @@
 //! the way `wsl --import` and WSL's first start would (`verify`). The format itself is
 //! [`crate::tar`]; the layout and safe extraction are the installer's.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod build;
 pub mod cli;
 pub mod ico;

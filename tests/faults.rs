@@ -1148,15 +1148,7 @@ fn cli_usage() -> Result<()> {
         ensure!(out.status.code() == Some(2), "{args:?}: {out:?}");
     }
     // Every tarball subcommand takes --help too, conventionally: usage on stdout, exit 0.
-    for sub in [
-        "build",
-        "installer",
-        "verify",
-        "bench",
-        "rootfs",
-        "ico",
-        "manifest",
-    ] {
+    for sub in ["build", "installer", "verify", "rootfs", "ico", "manifest"] {
         for help in ["--help", "-h"] {
             let out = run(&["tarball", sub, help])?;
             ensure!(

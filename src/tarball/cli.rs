@@ -3,14 +3,12 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::build::{self, BuildOptions};
 use super::image::{self, ImageOptions};
 use super::{ico, manifest, rootfs, verify};
-use crate::installer::extract::{open_dir, Extractor, Owners};
 
 pub(crate) const USAGE: &str = "\
 usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths FILE]
@@ -18,7 +16,6 @@ usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths F
        nixos-wsl tarball installer --rootfs ROOTFS.tar.gz --installer PATH --output OUT.tar.gz
                                [--mtime SECS]
        nixos-wsl tarball verify [--modern] [--arch x86_64|aarch64] [--strict] FILE
-       nixos-wsl tarball bench TARBALL [--work-dir DIR] [--runs N]
        nixos-wsl tarball rootfs --spec FILE --work DIR --output OUT.tar.gz [--mtime SECS]
                                [--store-root DIR]
        nixos-wsl tarball ico --output OUT.ico PNG...
@@ -33,7 +30,6 @@ usage: nixos-wsl tarball build --source DIR --output OUT.tar.gz [--store-paths F
              Microsoft's distribution validator (validate-modern.py); prints findings, exits 1
              on errors (with --strict on warnings too); --modern: a .wsl distribution (needs
              /etc/wsl-distribution.conf); --arch: the ELF machine wanted (default x86_64)
-  bench      compare the installer's extraction throughput with `tar -xzf` on the same tarball
   rootfs     lay out a NixOS root filesystem from a spec in a new DIR (files, links, the Nix
              database of a closure, the system profile) and pack it like `build`; --store-root:
              the store paths are in a chroot store there
@@ -62,11 +58,6 @@ pub(crate) enum Command {
         modern: bool,
         arch: verify::Arch,
         strict: bool,
-    },
-    Bench {
-        tarball: PathBuf,
-        work_dir: Option<PathBuf>,
-        runs: u32,
     },
     Rootfs {
         spec: PathBuf,
@@ -170,7 +161,6 @@ pub(crate) fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "build" => parse_build(rest),
         "installer" => parse_installer(rest),
         "verify" => parse_verify(rest),
-        "bench" => parse_bench(rest),
         "rootfs" => parse_rootfs(rest),
         "ico" => parse_ico(rest),
         "manifest" => parse_manifest(rest),
@@ -246,21 +236,6 @@ fn parse_verify(rest: &[OsString]) -> Result<Command, UsageError> {
             strict: a.flags.iter().any(|f| f == "--strict"),
         }),
         _ => Err(UsageError("verify takes exactly one FILE".into())),
-    }
-}
-
-fn parse_bench(rest: &[OsString]) -> Result<Command, UsageError> {
-    let Some(a) = split(rest, &["--work-dir", "--runs"], &[])? else {
-        return Ok(Command::Help);
-    };
-    let runs = a.number::<u32>("--runs")?.unwrap_or(3).max(1);
-    match a.positionals.as_slice() {
-        [file] => Ok(Command::Bench {
-            tarball: PathBuf::from(file),
-            work_dir: a.get("--work-dir"),
-            runs,
-        }),
-        _ => Err(UsageError("bench takes exactly one TARBALL".into())),
     }
 }
 
@@ -404,14 +379,6 @@ pub(crate) fn run(cmd: Command) -> Result<i32> {
             arch,
             strict,
         } => run_verify(&file, modern, arch, strict),
-        Command::Bench {
-            tarball,
-            work_dir,
-            runs,
-        } => {
-            bench(&tarball, work_dir, runs)?;
-            Ok(0)
-        }
         Command::Rootfs {
             spec,
             work,
@@ -492,90 +459,6 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         },
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Extracts `tarball` into a fresh directory with our extractor (what the installer does after
-/// its checksum) and with `tar -xzf`, `runs` times each, alternating; prints the medians.
-pub(crate) fn bench(tarball: &std::path::Path, work_dir: Option<PathBuf>, runs: u32) -> Result<()> {
-    let base = work_dir
-        .unwrap_or_else(std::env::temp_dir)
-        .join(format!("nixos-wsl-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    let size = std::fs::metadata(tarball)
-        .with_context(|| format!("examining {}", tarball.display()))?
-        .len();
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let mut unpacked = 0;
-    let result = (|| -> Result<()> {
-        for run in 0..runs {
-            let a = base.join(format!("ours-{run}"));
-            let b = base.join(format!("tar-{run}"));
-            std::fs::create_dir(&a)?;
-            std::fs::create_dir(&b)?;
-            let t = Instant::now();
-            let file = std::fs::File::open(tarball)?;
-            let mut reader =
-                crate::tar::reader::Reader::new(crate::tar::decompress::open_threaded(file)?);
-            let mut x = Extractor::new(open_dir(&a)?, Owners::default_for_euid())?;
-            x.extract_all(&mut reader, &mut |_| {}, &mut |_| true)?;
-            x.finish()?;
-            ours.push(t.elapsed());
-            unpacked = reader.offset();
-
-            let t = Instant::now();
-            let status = std::process::Command::new("tar")
-                .arg("-xzf")
-                .arg(tarball)
-                .arg("-C")
-                .arg(&b)
-                .status()
-                .context("running tar")?;
-            if !status.success() {
-                bail!("tar -xzf failed: {status}");
-            }
-            theirs.push(t.elapsed());
-            std::fs::remove_dir_all(&a)?;
-            std::fs::remove_dir_all(&b)?;
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&base);
-    result?;
-    let t = Instant::now();
-    let (_, _) = super::image::sha256_file(tarball)?;
-    let hash = t.elapsed();
-    let (o, g) = (median(ours), median(theirs));
-    let mbps = |d: Duration| unpacked as f64 / 1e6 / d.as_secs_f64();
-    println!(
-        "tarball: {} ({:.1} MB compressed, {:.1} MB unpacked), {runs} run(s), medians:",
-        tarball.display(),
-        size as f64 / 1e6,
-        unpacked as f64 / 1e6
-    );
-    println!(
-        "  nixos-wsl-installer extraction: {:.3} s ({:.1} MB/s)",
-        o.as_secs_f64(),
-        mbps(o)
-    );
-    println!(
-        "  tar -xzf:                       {:.3} s ({:.1} MB/s)",
-        g.as_secs_f64(),
-        mbps(g)
-    );
-    println!(
-        "  throughput ratio (installer / tar): {:.2}",
-        g.as_secs_f64() / o.as_secs_f64()
-    );
-    println!(
-        "  installer's SHA-256 check beforehand: {:.3} s",
-        hash.as_secs_f64()
-    );
-    Ok(())
 }
 
 #[cfg(test)]
