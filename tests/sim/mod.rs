@@ -22,6 +22,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cgroup;
+#[cfg(test)]
+pub mod checks;
 pub mod distro;
 pub mod harness;
 pub mod import;
