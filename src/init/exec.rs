@@ -29,8 +29,10 @@ pub(crate) fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
 }
 
 /// Outside PID 1: exec systemd with argv unchanged (argv[0] included), so that systemd
-/// called as `init` does what it does then (act as `telinit`). Returns only on failure.
+/// called as `init` does what it does then (act as `telinit`); the signal state is reset as
+/// for [`exec_systemd`] (Rust's runtime ignores SIGPIPE). Returns only on failure.
 pub(crate) fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
+    crate::sys::signals::reset_for_exec();
     crate::sys::exec::exec(systemd, argv, None)
 }
 

@@ -31,11 +31,17 @@ pub(crate) fn run_bounded(command: &mut Command, deadline: Deadline) -> std::io:
         .map(|fd| super::pidfd::wait_exit(&fd, deadline))
         // No pidfd (a kernel before 5.3): wait for it without a bound.
         .unwrap_or(true);
-    if !exited {
-        let _ = child.kill();
-    }
     let mut out = Vec::new();
     if let Some(mut stdout) = child.stdout.take() {
+        if !exited {
+            let _ = child.kill();
+            // What it printed before it hung, without waiting for a grandchild that may
+            // hold the pipe open.
+            let _ = nix::fcntl::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&stdout),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
         let _ = stdout.read_to_end(&mut out);
     }
     let status = child.wait()?;
