@@ -811,6 +811,19 @@ fn install_hands_over_with_the_original_arguments() {
     assert_eq!(out.status.code(), Some(42), "stderr: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout).lines().last(), Some("-fakesh"));
     assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    // The shell starts with default signal dispositions: the installer's Rust runtime ignores
+    // SIGPIPE, and an ignored signal survives exec.
+    let out = installer(&t.root, &["-c", "grep SigIgn /proc/self/status"]);
+    let ignored = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(u64::MAX);
+    assert_eq!(
+        ignored & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SigIgn {ignored:#x}"
+    );
 }
 
 #[test]

@@ -47,8 +47,11 @@ pub fn program_path(root: &Path, shell: &[u8]) -> PathBuf {
     }
 }
 
-/// Replaces the process with `program` and `argv`. Returns only on failure, with the errno.
+/// Replaces the process with `program` and `argv`, with the signal state a fresh program
+/// expects (Rust's runtime ignores SIGPIPE, which the shell must not inherit). Returns only on
+/// failure, with the errno.
 pub fn exec(program: &Path, argv: &[OsString]) -> nix::Error {
+    crate::sys::signals::reset_for_exec();
     crate::sys::exec::exec(program, argv, None)
 }
 
