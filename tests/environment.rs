@@ -10,14 +10,14 @@
 //! file appends an `x` to `NIXOS_MARKER_LOADS` each time it is evaluated, so a second load
 //! anywhere shows up as `xx`.
 //!
-//! One test binary (`harness = false`, libtest-mimic), structured like tests/wsl.rs:
+//! One test binary (`harness = false`, libtest-mimic), structured like tests/wsl/:
 //! - `unit::*`: no privileges;
 //! - `env::*`: need root (namespaces, mounts, cgroups); without root they are skipped with a
 //!   note, except under `CI`, where they fail.
 //!
 //! Every launch has its own timeout and the whole run a budget (`NIXOS_WSL_TEST_BUDGET`
 //! seconds, default 900). `NIXOS_WSL_TEST_SHELL_BIN` installs another nixos-wsl-shell build;
-//! `NIXOS_WSL_SIM_CACHE` and `NIXOS_WSL_SIM_KEEP=1` as for tests/wsl.rs.
+//! `NIXOS_WSL_SIM_CACHE` and `NIXOS_WSL_SIM_KEEP=1` as for tests/wsl/.
 
 mod sim;
 
@@ -75,7 +75,7 @@ fn main() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Harness plumbing (as in tests/wsl.rs).
+// Harness plumbing (as in tests/wsl/).
 
 /// A test that needs root: fails under `CI` without it, skipped elsewhere.
 fn privileged(name: &str, f: TestFn) -> Trial {

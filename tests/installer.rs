@@ -3,7 +3,7 @@
 //! root's shell, wrap it in the installer tarball, `wsl --import` it (the simulator refuses hard
 //! links, as WSL does) and launch it.
 //!
-//! One test binary (`harness = false`, libtest-mimic), same structure as tests/wsl.rs:
+//! One test binary (`harness = false`, libtest-mimic), same structure as tests/wsl/:
 //! - `unit::*`: the simulator's import scanner, no privileges;
 //! - `installer::*`: root-only (namespaces, mounts, cgroups, device nodes). Without root they
 //!   are skipped with a note, except under `CI`, where they fail. They also need a static

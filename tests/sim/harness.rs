@@ -1,4 +1,4 @@
-//! Plumbing shared by the simulator's test binaries (tests/wsl.rs, faults.rs, environment.rs,
+//! Plumbing shared by the simulator's test binaries (tests/wsl/, faults.rs, environment.rs,
 //! installer.rs, doctor.rs, generations.rs, features.rs): privileged tests that fail in CI and skip elsewhere, and a watchdog.
 
 use std::time::Duration;

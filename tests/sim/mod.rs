@@ -1,5 +1,5 @@
 //! A simulator of WSL2's Linux side, for root-run end-to-end tests of the login shell
-//! (wsl-behaviour.md section 5). Shared by tests/wsl.rs and examples/wsl-sim.rs.
+//! (wsl-behaviour.md section 5). Shared by tests/wsl/ and examples/wsl-sim.rs.
 //!
 //! One executable plays every part; `NIXOS_WSL_SIM_ROLE` selects which, and [`role_main`]
 //! must be the first thing `main` calls (before any thread exists: the roles fork).
