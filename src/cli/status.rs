@@ -13,7 +13,7 @@ use super::render;
 use super::{Place, UsageError};
 use crate::config::Config;
 use crate::namespace;
-use crate::namespace::proc as procfs;
+use crate::namespace::proc;
 use crate::paths::{ACTIVATED_FILE, ACTIVATION_LOG, CONFIG_FILE, CURRENT_SYSTEM, SYSTEMD_LOG};
 
 pub(crate) const USAGE: &str = "\
@@ -157,10 +157,10 @@ fn describe(
         .unwrap_or(100);
     let started = std::fs::read_to_string("/proc/1/stat")
         .ok()
-        .and_then(|s| procfs::start_ticks(&s));
+        .and_then(|s| proc::start_ticks(&s));
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| procfs::uptime_secs(&s));
+        .and_then(|s| proc::uptime_secs(&s));
     let ask = |args: &[&str]| -> Option<String> {
         let (_, out) = super::run_bounded(systemctl?, args, timeout).ok()?;
         let out = out.trim();
@@ -172,7 +172,7 @@ fn describe(
         pid_inside: Some(1),
         pid_outside,
         started_secs_ago: match (uptime, started) {
-            (Some(u), Some(s)) => procfs::started_ago(u, s, ticks),
+            (Some(u), Some(s)) => proc::started_ago(u, s, ticks),
             _ => None,
         },
         state: ask(&["is-system-running"]),

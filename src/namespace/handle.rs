@@ -15,7 +15,7 @@ use crate::paths::{HANDLE_DIR, INIT_PID_HINT, PID_HANDLE, READY_FILE, STATE_DIR}
 
 /// An open handle to the systemd namespace of this boot: its PID namespace, bound at
 /// [`PID_HANDLE`] while systemd's process was already PID 1 there but had not exec'd systemd
-/// yet (see `systemd::start`), so no systemd can run that no handle names. The mount
+/// yet (see `systemd::spawn`), so no systemd can run that no handle names. The mount
 /// namespace to join is systemd's own (`/proc/<pid>/ns/mnt`).
 pub(crate) struct Handle {
     pub(super) pid_ns: OwnedFd,
