@@ -94,7 +94,7 @@ pub(crate) fn source(
     } else {
         Path::new(".").join(file)
     };
-    let printed = run(shell, SCRIPT, &[file.as_os_str()], env, timeout, user)?;
+    let printed = run(shell, SCRIPT, &file, &[], env, timeout, user)?;
     if let Some(after) = read_export_p(&printed) {
         return Ok(merge(env, after));
     }
@@ -107,7 +107,8 @@ pub(crate) fn source(
     let printed = run(
         shell,
         SCRIPT_ENV0,
-        &[file.as_os_str(), env_program.as_os_str()],
+        &file,
+        &[env_program.as_os_str()],
         env,
         timeout,
         user,
@@ -115,10 +116,11 @@ pub(crate) fn source(
     Ok(merge(env, parse_env0(&printed)))
 }
 
-/// Runs `shell -c script sh args...` as [`source`] describes; its stdout.
+/// Runs `shell -c script sh file args...` as [`source`] describes; its stdout.
 fn run(
     shell: &Path,
     script: &str,
+    file: &Path,
     args: &[&std::ffi::OsStr],
     env: &Env,
     timeout: Duration,
@@ -127,6 +129,7 @@ fn run(
     let mut command = Command::new(shell);
     command
         .args(["-c", script, "sh"])
+        .arg(file)
         .args(args)
         .env_clear()
         .envs(env.iter())
@@ -157,7 +160,7 @@ fn run(
     }
     let (status, stdout, stderr) = outcome?;
     let reason = String::from_utf8_lossy(&stderr);
-    if let Some(line) = syntax_error(&reason) {
+    if let Some(line) = syntax_error(&reason, file) {
         bail!("{line}");
     }
     if !status.success() {
@@ -169,14 +172,15 @@ fn run(
     Ok(stdout)
 }
 
-/// A shell's report of a syntax error in the sourced file, among what it wrote on stderr:
-/// bash's `FILE: line N: syntax error ...` (after which bash goes on), dash's `FILE: N:
-/// Syntax error: ...` (after which dash exits).
-fn syntax_error(stderr: &str) -> Option<&str> {
+/// bash's report of a syntax error in `file` itself among what the shell wrote on stderr:
+/// `FILE: line N: syntax error ...`, after which bash goes on with half the file read. (dash
+/// exits on one, which the exit status reports.) Only that form counts: whatever the file's
+/// own commands print, or a syntax error in a file it sources, is not this file's.
+fn syntax_error<'a>(stderr: &'a str, file: &Path) -> Option<&'a str> {
+    let prefix = format!("{}: line ", file.display());
     stderr
         .lines()
-        .map(str::trim)
-        .find(|l| l.contains("syntax error") || l.contains("Syntax error"))
+        .find(|l| l.starts_with(&prefix) && l.contains(": syntax error"))
 }
 
 /// The exported variables from `export -p`'s output: dash's `export NAME='value'`, bash's

@@ -295,6 +295,24 @@ fn fallback_reports_a_syntax_error_in_one_line() {
     }
 }
 
+/// Only the shell's report of a syntax error in the file itself fails it: a command of the
+/// file that prints "syntax error" does not.
+#[test]
+fn fallback_is_not_fooled_by_output_that_says_syntax_error() {
+    let dir = TempDir::new();
+    let file = dir.write(
+        "set-environment",
+        b"echo 'x: line 1: syntax error near unexpected token' >&2
+for i in 1; do export A=$i; done
+",
+    );
+    for shell in shells() {
+        let env = sh::source(shell, &file, &Env::new(), FALLBACK_TIMEOUT, None)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", shell.display()));
+        assert_eq!(env.get("A"), Some(OsStr::new("1")), "{}", shell.display());
+    }
+}
+
 #[test]
 fn fallback_is_bounded_in_time() {
     let dir = TempDir::new();
