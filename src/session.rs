@@ -329,18 +329,20 @@ pub(crate) fn exec(plan: &Plan) -> anyhow::Error {
             Err(e) => e.context(format!("running {}", program.display())),
         };
     }
-    let mut last = anyhow!("no shell to run");
+    // The error is made only when an exec failed: an `anyhow` error captures a backtrace
+    // when RUST_BACKTRACE is set, which would cost every launch far more than the exec.
+    let mut last = None;
     for shell in &plan.shells {
         let env = with_var(plan.env.clone(), "SHELL", shell.as_os_str());
         match exec_one(shell, &plan.invocation.argv_for(shell), &env) {
             Ok(never) => match never {},
             Err(e) => {
                 log::error!("cannot run {}: {e:#}", shell.display());
-                last = e;
+                last = Some(e);
             }
         }
     }
-    last
+    last.unwrap_or_else(|| anyhow!("no shell to run"))
 }
 
 fn exec_one(
