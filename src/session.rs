@@ -333,7 +333,15 @@ pub(crate) fn exec(plan: &Plan) -> anyhow::Error {
     // when RUST_BACKTRACE is set, which would cost every launch far more than the exec.
     let mut last = None;
     for shell in &plan.shells {
-        let env = with_var(plan.env.clone(), "SHELL", shell.as_os_str());
+        // The session's environment with `SHELL` naming this shell, moved last (as
+        // [`with_var`] does), by reference: nothing of it is copied before the exec.
+        let env: Vec<(&OsStr, &OsStr)> = plan
+            .env
+            .iter()
+            .filter(|(k, _)| k.as_bytes() != b"SHELL")
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+            .chain(std::iter::once((OsStr::new("SHELL"), shell.as_os_str())))
+            .collect();
         match exec_one(shell, &plan.invocation.argv_for(shell), &env) {
             Ok(never) => match never {},
             Err(e) => {
@@ -345,19 +353,19 @@ pub(crate) fn exec(plan: &Plan) -> anyhow::Error {
     last.unwrap_or_else(|| anyhow!("no shell to run"))
 }
 
-fn exec_one(
+fn exec_one<K: AsRef<OsStr>, V: AsRef<OsStr>>(
     shell: &Path,
     argv: &[OsString],
-    env: &[(OsString, OsString)],
+    env: &[(K, V)],
 ) -> Result<std::convert::Infallible> {
     let nul = |s: &OsStr| s.as_bytes().contains(&0);
     if nul(shell.as_os_str())
         || argv.iter().any(|a| nul(a))
-        || env.iter().any(|(k, v)| nul(k) || nul(v))
+        || env.iter().any(|(k, v)| nul(k.as_ref()) || nul(v.as_ref()))
     {
         return Err(anyhow!("NUL byte in argument or environment"));
     }
-    Err(crate::sys::exec::exec(shell, argv, Some(env)).into())
+    Err(crate::sys::exec::exec_with_env(shell, argv, env).into())
 }
 
 /// `execvp`'s lookup against the session's PATH (not ours): a name with a slash is used as is.

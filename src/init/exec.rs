@@ -25,7 +25,7 @@ pub(crate) fn systemd_argv(systemd: &Path, args: &[OsString]) -> Vec<OsString> {
 /// expects default dispositions and an empty mask. Returns only on failure.
 pub(crate) fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::signals::reset_for_exec();
-    crate::sys::exec::exec(systemd, argv, None)
+    crate::sys::exec::exec(systemd, argv)
 }
 
 /// Outside PID 1: exec systemd with argv unchanged (argv[0] included), so that systemd
@@ -33,7 +33,7 @@ pub(crate) fn exec_systemd(systemd: &Path, argv: &[OsString]) -> nix::Error {
 /// for [`exec_systemd`] (Rust's runtime ignores SIGPIPE). Returns only on failure.
 pub(crate) fn exec_as_telinit(systemd: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::signals::reset_for_exec();
-    crate::sys::exec::exec(systemd, argv, None)
+    crate::sys::exec::exec(systemd, argv)
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ pub fn program_path(root: &Path, shell: &[u8]) -> PathBuf {
 /// failure, with the errno.
 pub fn exec(program: &Path, argv: &[OsString]) -> nix::Error {
     crate::sys::signals::reset_for_exec();
-    crate::sys::exec::exec(program, argv, None)
+    crate::sys::exec::exec(program, argv)
 }
 
 /// Shells to offer when the installation cannot proceed (none in a pristine installer system,
