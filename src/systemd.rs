@@ -278,7 +278,8 @@ impl Started {
                 PollFd::new(self.notify.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
             ];
-            if !deadline.poll(&mut fds) {
+            // A failed poll(2) counts as the deadline, as it always has.
+            if !deadline.poll(&mut fds).unwrap_or(false) {
                 return Outcome::TimedOut;
             }
             let readable = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());

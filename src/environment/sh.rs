@@ -225,8 +225,10 @@ fn collect(
         if stderr_open {
             fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
         }
-        // Whatever it says, the readiness flags below and the deadline tell what is next.
-        deadline.poll(&mut fds);
+        // A timeout shows as no readiness below; the deadline check above ends the wait.
+        deadline
+            .poll(&mut fds)
+            .context("waiting for the shell's output")?;
         let ready: Vec<bool> = fds.iter().map(|f| f.any() == Some(true)).collect();
         drop(fds);
         if ready.get(1) == Some(&true) {
@@ -239,7 +241,7 @@ fn collect(
             bail!("more than {MAX_OUTPUT} bytes of environment");
         }
     }
-    // stdout is closed: the shell has exec'd `env`, which exits now, or the shell exited.
+    // stdout is closed: the shell printed its variables and exits now (or exec'd `env`).
     let status = loop {
         if let Some(status) = child.try_wait().context("waiting for the shell")? {
             break status;

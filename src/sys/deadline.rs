@@ -69,13 +69,14 @@ impl Deadline {
         }
     }
 
-    /// Waits until one of `fds` has an event or the deadline passes: true for an event.
-    /// Interrupted polls are resumed; the user is told at the one-second mark.
-    pub(crate) fn poll(&mut self, fds: &mut [PollFd]) -> bool {
+    /// Waits until one of `fds` has an event or the deadline passes: `Ok(true)` for an event.
+    /// Interrupted polls are resumed; the user is told at the one-second mark; any other
+    /// failure of `poll(2)` is the caller's to handle.
+    pub(crate) fn poll(&mut self, fds: &mut [PollFd]) -> nix::Result<bool> {
         loop {
             let left = self.remaining();
             if left.is_zero() {
-                return false;
+                return Ok(false);
             }
             let slice = match (self.tell, self.told) {
                 (Some(_), false) => left.min(PATIENCE.saturating_sub(self.started.elapsed())),
@@ -83,17 +84,18 @@ impl Deadline {
             };
             match poll(fds, poll_timeout(slice)) {
                 Ok(0) => self.tick(),
-                Ok(_) => return true,
+                Ok(_) => return Ok(true),
                 Err(Errno::EINTR) => {}
-                Err(_) => return false,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// [`Deadline::poll`] on one descriptor, for readability.
+    /// [`Deadline::poll`] on one descriptor, for readability; a failed `poll(2)` counts as
+    /// the deadline (every caller then goes on as after a timeout).
     pub(crate) fn readable(&mut self, fd: &impl AsFd) -> bool {
         let mut fds = [PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-        self.poll(&mut fds)
+        self.poll(&mut fds).unwrap_or(false)
     }
 }
 
