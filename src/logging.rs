@@ -157,10 +157,9 @@ fn install(program: &'static str, levels: bool, default: LevelFilter, kmsg: Opti
         sinks.program = program;
         sinks.levels = levels;
         sinks.filter = Some(filter);
-        if default == LevelFilter::Info {
-            sinks.pending = Some(Vec::new());
-        }
         if let Some(kmsg) = kmsg {
+            // PID 1: its boot log file is attached later (`attach_file`); keep lines till then.
+            sinks.pending = Some(Vec::new());
             sinks.stderr = kmsg.is_none();
             sinks.kmsg = kmsg;
         }
