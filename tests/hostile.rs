@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use nixos_wsl::installer::extract::{self, open_dir, Extractor, Owners};
 use nixos_wsl::installer::plan::Planner;
-use nixos_wsl::tar::header::{self, Entry, Kind, BLOCK};
+use nixos_wsl::tar::header::{Entry, Kind, BLOCK};
 use nixos_wsl::tar::reader::Reader;
-use nixos_wsl::tar::writer::Writer;
+use nixos_wsl::tar::writer::{self, Writer};
 use nixos_wsl::tarball::index::Index;
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
@@ -166,7 +166,7 @@ fn in_child(name: &str, limit: u64, deadline: Duration) -> ChildOutcome {
 /// A header block for `entry` (which must fit ustar), then patched by `edit` with the
 /// checksum fixed up afterwards.
 fn block(entry: &Entry, edit: impl FnOnce(&mut [u8; BLOCK])) -> [u8; BLOCK] {
-    let bytes = header::encode(entry);
+    let bytes = writer::encode(entry).unwrap();
     assert_eq!(bytes.len(), BLOCK, "entry must fit a single ustar block");
     let mut b = [0u8; BLOCK];
     b.copy_from_slice(&bytes);
@@ -195,24 +195,16 @@ fn dir(path: &str) -> Entry {
     e
 }
 
-/// A PAX extended header ('x' or 'g') carrying `records`, ready to precede a header.
+/// A PAX extended header ('x' or 'g') carrying `records`, ready to precede a header: the
+/// `tar` crate's, with the type flag set to `flag`.
 fn pax(flag: u8, records: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (k, v) in records {
-        let base = k.len() + v.len() + 3;
-        let mut len = base + 1;
-        while len != base + len.to_string().len() {
-            len = base + len.to_string().len();
-        }
-        body.extend_from_slice(format!("{len} {k}=").as_bytes());
-        body.extend_from_slice(v);
-        body.push(b'\n');
-    }
-    let mut head = file("./PaxHeaders/x", body.len() as u64);
-    head.kind = Kind::Other(flag);
-    let mut out = block(&head, |_| {}).to_vec();
-    out.extend_from_slice(&body);
-    out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions(records.iter().copied()).unwrap();
+    let mut out = b.into_inner().unwrap();
+    out.truncate(out.len() - 2 * BLOCK); // the end-of-archive marker
+    let head: &mut [u8; BLOCK] = (&mut out[..BLOCK]).try_into().unwrap();
+    head[156] = flag;
+    fix_checksum(head);
     out
 }
 
@@ -778,9 +770,9 @@ fn gen_input(seed: u64, i: u64) -> Input {
             let mut short = e.clone();
             short.path = path.as_bytes()[..100].to_vec();
             headers.push(tar.len());
-            tar.extend_from_slice(&header::encode(&short)[..]);
+            tar.extend_from_slice(&writer::encode(&short).unwrap()[..]);
         } else {
-            let enc = header::encode(&e);
+            let enc = writer::encode(&e).unwrap();
             // The header block is the last of the encoding (after a PAX header, if any).
             if enc.len() > BLOCK {
                 headers.push(tar.len());

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use nixos_wsl::tar::header::{self, Entry, Kind, BLOCK};
+use nixos_wsl::tar::header::{Entry, Kind, BLOCK};
+use nixos_wsl::tar::writer;
 
 const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 
@@ -171,24 +172,21 @@ impl Fixture {
             e.size = i.data.len() as u64;
             e.mtime = 1;
             if !i.xattrs.is_empty() {
-                let mut records = Vec::new();
-                for x in &i.xattrs {
-                    let body = format!(" SCHILY.xattr.{x}=system_u:object_r:etc_t:s0\n");
-                    // The length prefix counts itself.
-                    let mut len = body.len() + 1;
-                    while len != body.len() + len.to_string().len() {
-                        len = body.len() + len.to_string().len();
-                    }
-                    records.extend_from_slice(format!("{len}{body}").as_bytes());
-                }
-                let mut pax = Entry::new(Kind::Other(b'x'), b"././@PaxHeader".to_vec());
-                pax.mode = 0o644;
-                pax.size = records.len() as u64;
-                out.extend_from_slice(&header::encode(&pax));
-                out.extend_from_slice(&records);
-                out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+                let keys: Vec<String> = i
+                    .xattrs
+                    .iter()
+                    .map(|x| format!("SCHILY.xattr.{x}"))
+                    .collect();
+                let mut pax = tar::Builder::new(Vec::new());
+                pax.append_pax_extensions(
+                    keys.iter()
+                        .map(|k| (k.as_str(), &b"system_u:object_r:etc_t:s0"[..])),
+                )
+                .unwrap();
+                let bytes = pax.into_inner().unwrap();
+                out.extend_from_slice(&bytes[..bytes.len() - 2 * BLOCK]);
             }
-            out.extend_from_slice(&header::encode(&e));
+            out.extend_from_slice(&writer::encode(&e).unwrap());
             out.extend_from_slice(&i.data);
             out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
         }

@@ -1,19 +1,15 @@
 //! The tar header format: one 512-byte block per entry, plus PAX extended headers
 //! (POSIX.1-2001) and GNU long-name blocks for what does not fit.
 //!
-//! Only pure functions live here: encoding a header for the writer and decoding one for the
-//! reader. Numbers are octal ASCII, or GNU base-256 when they do not fit; names longer than the
-//! ustar fields go into a PAX `path`/`linkpath` record, which both GNU tar and bsdtar (the
-//! extractor behind `wsl --import`) understand.
+//! Only pure functions live here: decoding a header for the reader, as libarchive (the
+//! extractor behind `wsl --import`) decodes it. Numbers are octal ASCII or GNU base-256; names
+//! longer than the ustar fields come from PAX `path`/`linkpath` records or GNU long-name
+//! blocks. Writing is the `tar` crate's, in `writer.rs`.
 
 use std::fmt;
 
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
-
-/// Name written into the header of PAX extended-header blocks. Readers ignore it; a constant
-/// keeps the output deterministic (GNU tar puts its pid there by default).
-const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
 /// What an entry is, from its type flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,30 +237,6 @@ pub(crate) fn parse_signed(bytes: &[u8]) -> Option<i64> {
 /// A numeric field that must not be negative (sizes, ids, device numbers, the checksum).
 pub(crate) fn parse_number(bytes: &[u8]) -> Option<u64> {
     u64::try_from(parse_signed(bytes)?).ok()
-}
-
-/// Encodes `value` into a numeric field: octal with a trailing NUL when it fits, GNU base-256
-/// otherwise (bsdtar and GNU tar read both).
-fn put_number(out: &mut [u8], value: u64) {
-    let len = out.len();
-    let octal_digits = len - 1;
-    if octal_digits >= 22 || value < (1u64 << (3 * octal_digits)) {
-        let text = format!("{value:0width$o}", width = octal_digits);
-        out[..octal_digits].copy_from_slice(text.as_bytes());
-        out[octal_digits] = 0;
-    } else {
-        out.fill(0);
-        let bytes = value.to_be_bytes();
-        let n = bytes.len().min(len);
-        out[len - n..].copy_from_slice(&bytes[bytes.len() - n..]);
-        out[0] |= 0x80;
-    }
-}
-
-/// Whether `value` fits the octal form of a field of `len` bytes.
-fn fits_octal(value: u64, len: usize) -> bool {
-    let digits = len - 1;
-    digits >= 22 || value < (1u64 << (3 * digits))
 }
 
 fn checksum(block: &[u8; BLOCK]) -> (u64, i64) {
@@ -496,118 +468,6 @@ pub(crate) fn parse_pax(mut data: &[u8]) -> Result<Pax, HeaderError> {
     Ok(pax)
 }
 
-/// Appends one PAX record to `out`; the length prefix counts itself.
-fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
-    let base = key.len() + value.len() + 3; // ' ', '=', '\n'
-    let mut len = base + 1;
-    while len != base + len.to_string().len() {
-        len = base + len.to_string().len();
-    }
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(key.as_bytes());
-    out.push(b'=');
-    out.extend_from_slice(value);
-    out.push(b'\n');
-}
-
-/// Splits a path into ustar `(prefix, name)` when it does not fit `name` alone.
-fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
-    if path.len() <= NAME.1 {
-        return Some((&[], path));
-    }
-    // The split happens at a '/' such that the prefix fits 155 bytes and the rest 100;
-    // a trailing slash (directories) belongs to the name part.
-    let search_end = path.len().saturating_sub(1);
-    (0..search_end)
-        .rev()
-        .filter(|&i| path[i] == b'/')
-        .find_map(|i| {
-            let (prefix, name) = (&path[..i], &path[i + 1..]);
-            (prefix.len() <= PREFIX.1 && !name.is_empty() && name.len() <= NAME.1)
-                .then_some((prefix, name))
-        })
-}
-
-fn ustar_block(entry: &Entry, path_prefix: &[u8], path_name: &[u8], link: &[u8]) -> [u8; BLOCK] {
-    let mut block = [0u8; BLOCK];
-    block[NAME.0..NAME.0 + path_name.len()].copy_from_slice(path_name);
-    put_number(
-        &mut block[MODE.0..MODE.0 + MODE.1],
-        u64::from(entry.mode & 0o7777),
-    );
-    put_number(&mut block[UID.0..UID.0 + UID.1], entry.uid);
-    put_number(&mut block[GID.0..GID.0 + GID.1], entry.gid);
-    put_number(&mut block[SIZE.0..SIZE.0 + SIZE.1], entry.size);
-    put_number(
-        &mut block[MTIME.0..MTIME.0 + MTIME.1],
-        u64::try_from(entry.mtime).unwrap_or(0),
-    );
-    block[TYPEFLAG] = entry.kind.flag();
-    block[LINKNAME.0..LINKNAME.0 + link.len()].copy_from_slice(link);
-    block[MAGIC.0..MAGIC.0 + MAGIC.1].copy_from_slice(b"ustar\0");
-    block[VERSION.0..VERSION.0 + VERSION.1].copy_from_slice(b"00");
-    if matches!(entry.kind, Kind::CharDevice | Kind::BlockDevice) {
-        put_number(
-            &mut block[DEVMAJOR.0..DEVMAJOR.0 + DEVMAJOR.1],
-            u64::from(entry.dev_major),
-        );
-        put_number(
-            &mut block[DEVMINOR.0..DEVMINOR.0 + DEVMINOR.1],
-            u64::from(entry.dev_minor),
-        );
-    }
-    block[PREFIX.0..PREFIX.0 + path_prefix.len()].copy_from_slice(path_prefix);
-    let (sum, _) = checksum(&block);
-    // Six octal digits, NUL, space: the traditional layout every reader accepts.
-    let text = format!("{sum:06o}\0 ");
-    block[CHKSUM.0..CHKSUM.0 + CHKSUM.1].copy_from_slice(text.as_bytes());
-    block
-}
-
-/// Encodes an entry's header: one ustar block, preceded by a PAX extended header (block plus
-/// padded records) when a name, size, owner or time does not fit the ustar fields.
-pub fn encode(entry: &Entry) -> Vec<u8> {
-    let mut records = Vec::new();
-    let (prefix, name) = match split_ustar(&entry.path) {
-        Some(split) => split,
-        None => {
-            pax_record(&mut records, "path", &entry.path);
-            (&[][..], &entry.path[..entry.path.len().min(NAME.1)])
-        }
-    };
-    let link: &[u8] = if entry.link.len() > LINKNAME.1 {
-        pax_record(&mut records, "linkpath", &entry.link);
-        &entry.link[..LINKNAME.1]
-    } else {
-        &entry.link
-    };
-    if !fits_octal(entry.size, SIZE.1) {
-        pax_record(&mut records, "size", entry.size.to_string().as_bytes());
-    }
-    if !fits_octal(entry.uid, UID.1) {
-        pax_record(&mut records, "uid", entry.uid.to_string().as_bytes());
-    }
-    if !fits_octal(entry.gid, GID.1) {
-        pax_record(&mut records, "gid", entry.gid.to_string().as_bytes());
-    }
-    if entry.mtime < 0 || !fits_octal(entry.mtime as u64, MTIME.1) {
-        pax_record(&mut records, "mtime", entry.mtime.to_string().as_bytes());
-    }
-    let mut out = Vec::with_capacity(BLOCK * 3);
-    if !records.is_empty() {
-        let mut pax = Entry::new(Kind::Other(b'x'), PAX_HEADER_NAME);
-        pax.mode = 0o644;
-        pax.size = records.len() as u64;
-        pax.mtime = entry.mtime.max(0);
-        out.extend_from_slice(&ustar_block(&pax, &[], PAX_HEADER_NAME, &[]));
-        out.extend_from_slice(&records);
-        out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
-    }
-    out.extend_from_slice(&ustar_block(entry, prefix, name, link));
-    out
-}
-
 /// Bytes of padding after `size` bytes of data.
 pub(crate) fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
@@ -616,12 +476,6 @@ pub(crate) fn padding(size: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_of(bytes: &[u8]) -> [u8; BLOCK] {
-        let mut b = [0u8; BLOCK];
-        b.copy_from_slice(&bytes[bytes.len() - BLOCK..]);
-        b
-    }
 
     #[test]
     fn numbers_octal_and_base256() {
@@ -633,11 +487,10 @@ mod tests {
         assert_eq!(parse_number(b"\t 17x"), Some(0o17));
         assert_eq!(parse_signed(b"-17 "), Some(-0o17));
         let mut field = [0u8; 12];
-        put_number(&mut field, 1 << 40);
-        assert_eq!(field[0] & 0x80, 0x80);
+        field[0] = 0x80;
+        field[6] = 1; // 1 << 40, GNU base-256
         assert_eq!(parse_number(&field), Some(1 << 40));
-        put_number(&mut field, 0o777);
-        assert_eq!(&field, b"00000000777\0");
+        assert_eq!(parse_number(b"00000000777\0"), Some(0o777));
         assert_eq!(parse_signed(&[0xff; 8]), Some(-1));
         assert_eq!(parse_number(&[0xff; 8]), None);
         let mut minus_year = [0xffu8; 12];
@@ -651,71 +504,6 @@ mod tests {
     }
 
     #[test]
-    fn roundtrip_short_entry() {
-        let mut e = Entry::new(Kind::Regular, b"./etc/passwd".to_vec());
-        e.mode = 0o4755;
-        e.uid = 1000;
-        e.gid = 100;
-        e.size = 1234;
-        e.mtime = 1;
-        let bytes = encode(&e);
-        assert_eq!(bytes.len(), BLOCK);
-        let raw = decode(&block_of(&bytes)).unwrap();
-        assert_eq!(raw.entry, e);
-    }
-
-    #[test]
-    fn long_paths_use_prefix_or_pax() {
-        let dir = "d".repeat(90);
-        let path = format!("./{dir}/{dir}/file");
-        let e = Entry::new(Kind::Regular, path.clone().into_bytes());
-        let bytes = encode(&e);
-        assert_eq!(bytes.len(), BLOCK, "splits into prefix + name");
-        assert_eq!(
-            decode(&block_of(&bytes)).unwrap().entry.path,
-            path.as_bytes()
-        );
-
-        let long = format!("./{}", "x".repeat(300));
-        let mut e = Entry::new(Kind::Symlink, long.clone().into_bytes());
-        e.link = "y".repeat(150).into_bytes();
-        let bytes = encode(&e);
-        assert!(bytes.len() > BLOCK);
-        let pax_head = decode(&{
-            let mut b = [0u8; BLOCK];
-            b.copy_from_slice(&bytes[..BLOCK]);
-            b
-        })
-        .unwrap();
-        assert_eq!(pax_head.flag, b'x');
-        let body = &bytes[BLOCK..BLOCK + pax_head.entry.size as usize];
-        let pax = parse_pax(body).unwrap();
-        assert_eq!(pax.path.as_deref(), Some(long.as_bytes()));
-        assert_eq!(pax.linkpath.as_deref(), Some(e.link.as_slice()));
-        let mut main = decode(&block_of(&bytes)).unwrap().entry;
-        pax.apply(&mut main);
-        assert_eq!(main, e);
-    }
-
-    #[test]
-    fn pax_record_lengths_count_themselves() {
-        for n in [1, 5, 90, 95, 96, 97, 990, 995, 1000] {
-            let mut out = Vec::new();
-            pax_record(&mut out, "path", "a".repeat(n).as_bytes());
-            let space = out.iter().position(|&b| b == b' ').unwrap();
-            let len: usize = std::str::from_utf8(&out[..space]).unwrap().parse().unwrap();
-            assert_eq!(len, out.len(), "n = {n}");
-        }
-    }
-
-    #[test]
-    fn bad_checksum_is_reported() {
-        let mut b = block_of(&encode(&Entry::new(Kind::Directory, b"./".to_vec())));
-        b[0] ^= 1;
-        assert!(matches!(decode(&b), Err(HeaderError::Checksum { .. })));
-    }
-
-    #[test]
     fn pax_parsing_rejects_garbage() {
         assert!(parse_pax(b"9 path=x\n").is_ok());
         assert!(parse_pax(b"99 path=x\n").is_err());
@@ -725,14 +513,5 @@ mod tests {
             parse_pax(b"20 mtime=123.456789\n").unwrap().mtime,
             Some(123)
         );
-    }
-
-    #[test]
-    fn devices_roundtrip() {
-        let mut e = Entry::new(Kind::CharDevice, b"./dev/null".to_vec());
-        e.dev_major = 1;
-        e.dev_minor = 3;
-        e.mode = 0o666;
-        assert_eq!(decode(&block_of(&encode(&e))).unwrap().entry, e);
     }
 }
