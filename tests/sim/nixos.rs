@@ -45,7 +45,20 @@ pub fn system(opts: DistroOptions, cli: &[u8]) -> DistroOptions {
 /// lib (`NIXOS_WSL_NIXPKGS_LIB_SOURCE`, else `../shared/nixpkgs-lib/lib`): name -> text. Needs
 /// `nix-instantiate` (Debian: nix-bin) and python3, which turns the JSON into NUL-separated
 /// names and texts.
+///
+/// Evaluated once per test run, whichever test asks first; the others wait for it. Nix 2.8's
+/// first run on a fresh machine creates `/nix/var/nix/gcroots/profiles`, and two first runs at
+/// once fail with "creating symlink ... File exists" (seen in CI on a fresh clone).
 pub fn module_units() -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    type Units = std::collections::BTreeMap<String, String>;
+    static UNITS: std::sync::OnceLock<Result<Units, String>> = std::sync::OnceLock::new();
+    UNITS
+        .get_or_init(|| evaluate_module_units().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+fn evaluate_module_units() -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     use anyhow::{ensure, Context};
     use std::io::Write;
     use std::process::{Command, Stdio};
