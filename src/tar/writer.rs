@@ -46,9 +46,7 @@ impl<W: Write> Writer<W> {
             };
             (&dataless, 0)
         };
-        let (pax, header) = headers(entry)?;
-        self.builder
-            .append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))?;
+        let header = append_pax_then_header(&mut self.builder, entry)?;
         self.builder.append(
             &header,
             Exact {
@@ -80,13 +78,22 @@ impl<W: Write> Writer<W> {
 /// padded records) when a name, size, owner or time does not fit the ustar fields, then the
 /// ustar block. Tests build exactly-specified headers with it.
 pub fn encode(entry: &Entry) -> io::Result<Vec<u8>> {
-    let (pax, header) = headers(entry)?;
     let mut builder = tar::Builder::new(Vec::new());
-    builder.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))?;
+    let header = append_pax_then_header(&mut builder, entry)?;
     let mut out = builder.into_inner()?;
     out.truncate(out.len() - 2 * BLOCK); // the crate's end-of-archive marker
     out.extend_from_slice(header.as_bytes());
     Ok(out)
+}
+
+/// Appends `entry`'s PAX extended header, if it needs one, and returns its ustar header.
+fn append_pax_then_header<W: Write>(
+    builder: &mut tar::Builder<W>,
+    entry: &Entry,
+) -> io::Result<tar::Header> {
+    let (pax, header) = headers(entry)?;
+    builder.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))?;
+    Ok(header)
 }
 
 /// PAX records a value needs, and the ustar header.
@@ -235,8 +242,17 @@ impl<W: Write> Write for Counted<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::header::{decode, parse_pax, HeaderError};
+    use super::super::header::{decode, parse_pax, HeaderError, Pax};
     use super::*;
+
+    /// The records of the PAX extended header that `bytes` (an [`encode`] output) starts with.
+    fn pax_of(bytes: &[u8]) -> Pax {
+        let mut b = [0u8; BLOCK];
+        b.copy_from_slice(&bytes[..BLOCK]);
+        let head = decode(&b).unwrap();
+        assert_eq!(head.flag, b'x');
+        parse_pax(&bytes[BLOCK..BLOCK + head.entry.size as usize]).unwrap()
+    }
 
     fn last_block(bytes: &[u8]) -> [u8; BLOCK] {
         let mut b = [0u8; BLOCK];
@@ -274,15 +290,7 @@ mod tests {
         e.link = "y".repeat(150).into_bytes();
         let bytes = encode(&e).unwrap();
         assert!(bytes.len() > BLOCK);
-        let pax_head = decode(&{
-            let mut b = [0u8; BLOCK];
-            b.copy_from_slice(&bytes[..BLOCK]);
-            b
-        })
-        .unwrap();
-        assert_eq!(pax_head.flag, b'x');
-        let body = &bytes[BLOCK..BLOCK + pax_head.entry.size as usize];
-        let pax = parse_pax(body).unwrap();
+        let pax = pax_of(&bytes);
         assert_eq!(pax.path.as_deref(), Some(long.as_bytes()));
         assert_eq!(pax.linkpath.as_deref(), Some(e.link.as_slice()));
         let mut main = decode(&last_block(&bytes)).unwrap().entry;
@@ -298,15 +306,7 @@ mod tests {
         e.gid = 3 << 21;
         e.mtime = -31_536_000;
         let bytes = encode(&e).unwrap();
-        let pax_size = decode(&{
-            let mut b = [0u8; BLOCK];
-            b.copy_from_slice(&bytes[..BLOCK]);
-            b
-        })
-        .unwrap()
-        .entry
-        .size as usize;
-        let pax = parse_pax(&bytes[BLOCK..BLOCK + pax_size]).unwrap();
+        let pax = pax_of(&bytes);
         assert_eq!(
             (pax.size, pax.uid, pax.gid, pax.mtime),
             (
@@ -331,15 +331,7 @@ mod tests {
         for n in [200, 250, 290, 295, 296, 297, 990, 995, 996, 1000] {
             let path = format!("./{}", "a".repeat(n));
             let bytes = encode(&Entry::new(Kind::Regular, path.clone().into_bytes())).unwrap();
-            let size = decode(&{
-                let mut b = [0u8; BLOCK];
-                b.copy_from_slice(&bytes[..BLOCK]);
-                b
-            })
-            .unwrap()
-            .entry
-            .size as usize;
-            let pax = parse_pax(&bytes[BLOCK..BLOCK + size]).unwrap();
+            let pax = pax_of(&bytes);
             assert_eq!(pax.path.as_deref(), Some(path.as_bytes()), "n = {n}");
         }
     }
