@@ -378,6 +378,25 @@ pub(crate) fn missing_systemd_leaves_a_reaping_init() -> Result<()> {
 
 pub(crate) fn poweroff_inside_then_next_boot() -> Result<()> {
     let d = Distro::start(native_opts("native-poweroff", native_mode()))?;
+    // WSL's `login -f` ignores every signal until, its PAM session open, it forks the login
+    // shell. WSL only waits for `user@<uid>.service`, which is already active because the
+    // default user lingers, so a first launch can run inside that window; a poweroff then
+    // waits out the session scope's stop timeout (90 s) on WSL as here (seen in CI: logind
+    // registered the session after "System is powering down"). This test is about the
+    // poweroff, so it starts once `login` has forked.
+    happy(&d, &Launch::command("true"))?;
+    let forked = d.root_sh(
+        "for i in $(seq 300); do \
+           for s in /proc/[0-9]*/status; do \
+             p=$(awk '/^PPid:/ { print $2 }' \"$s\" 2>/dev/null); \
+             [ -n \"$p\" ] && [ \"$(cat /proc/$p/comm 2>/dev/null)\" = login ] && { echo forked; exit; }; \
+           done; sleep 0.1; \
+         done",
+    )?;
+    ensure!(
+        forked.out() == "forked\n",
+        "`login -f` never forked its shell: {forked}"
+    );
     let _ = d.run(&Launch::command("sudo systemctl poweroff").timeout(Duration::from_secs(60)));
     let deadline = Instant::now() + Duration::from_secs(60);
     while d.is_running() {
