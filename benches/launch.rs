@@ -24,6 +24,8 @@
 //! plumbing), `--warm N`, `--inner N`, `--cold N`, `--concurrent N`, `--concurrent-rounds N`,
 //! `--tarball-runs N` (0 skips the installer row). The defaults take about a minute.
 
+// Uses a part of the simulator; the e2e test binary uses all of it and reports its dead code.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/sim/mod.rs"]
 mod sim;
 

@@ -11,6 +11,8 @@
 //! mmdebstrap and cached), installs nixos-wsl-shell as root's login shell, launches like
 //! wsl.exe and terminates the distro afterwards. `--state DIR` keeps the distro's disk.
 
+// Uses a part of the simulator; the e2e test binary uses all of it and reports its dead code.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/sim/mod.rs"]
 mod sim;
 

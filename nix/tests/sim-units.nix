@@ -1,4 +1,4 @@
-# What the simulator tests of the parity features (tests/features.rs) put into a distro,
+# What the simulator tests of the parity features (tests/e2e/features.rs) put into a distro,
 # taken from the module as the real nixpkgs lib evaluates it (nix/tests/eval): one flat
 # attribute set of strings, printed as JSON.
 #

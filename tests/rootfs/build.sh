@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # fish is in bookworm but pulls in python3 and man-db; it is kept because the login shell
 # must work for every user shell, not just bash.
 # nix-bin: `nix-store` for checking an image's Nix store and database inside a distro
-# (tests/image.rs). openssh-client: `ssh-add` against the SSH agent bridge (tests/features.rs).
+# (tests/e2e/image.rs). openssh-client: `ssh-add` against the SSH agent bridge (tests/e2e/features.rs).
 packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,sudo,passwd,zsh,dash,bash,procps,util-linux,fish,nix-bin,openssh-client
 
 mmdebstrap \

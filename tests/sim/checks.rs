@@ -1,8 +1,7 @@
-//! Checks shared by the end-to-end suites that install the admin CLI next to the login shell
-//! (tests/faults.rs, tests/cli.rs): the distro they boot, systemd's processes as the host
-//! sees them, a working session, and the CLI run as WSL's root.
+//! Checks shared by the end-to-end modules that install the admin CLI next to the login
+//! shell (tests/e2e/: kill, garbage, recovery, cli): the distro they boot, systemd's
+//! processes as the host sees them, a working session, and the CLI run as WSL's root.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -12,16 +11,12 @@ use nix::sys::signal::Signal;
 
 use super::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
 
-pub fn cli_bin() -> PathBuf {
-    under_test::build("NIXOS_WSL_TEST_CLI_BIN", env!("CARGO_BIN_EXE_nixos-wsl"))
-}
-
 /// Where the admin CLI is installed in every distro (next to the login shell).
 pub const CLI: &str = "/usr/local/bin/nixos-wsl";
 
 /// A distro with nixos-wsl-shell as root's login shell and the admin CLI installed.
 pub fn opts(name: &str) -> DistroOptions {
-    let cli = std::fs::read(cli_bin()).expect("reading the nixos-wsl binary");
+    let cli = std::fs::read(under_test::cli()).expect("reading the nixos-wsl binary");
     DistroOptions::new(name, RootShell::NixosWslShell(under_test::shell()))
         .file_mode(CLI, cli, 0o755)
 }

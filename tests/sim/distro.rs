@@ -212,11 +212,6 @@ impl Distro {
         &self.state
     }
 
-    /// How many times this instance has booted.
-    pub fn boots(&self) -> u32 {
-        self.boots.load(Ordering::SeqCst)
-    }
-
     /// The distro's cgroup2 directory on the host.
     pub fn cgroup(&self) -> Result<PathBuf> {
         Ok(cgroup::sim_root()?.join(&self.id))

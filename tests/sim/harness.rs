@@ -1,5 +1,5 @@
-//! Plumbing shared by the simulator's test binaries (tests/wsl/, faults.rs, environment.rs,
-//! installer.rs, doctor.rs, generations.rs, features.rs): privileged tests that fail in CI and skip elsewhere, and a watchdog.
+//! Plumbing of the simulator's test binary (tests/e2e/): privileged tests that fail in CI and
+//! skip elsewhere, and a watchdog.
 
 use std::time::Duration;
 
@@ -37,18 +37,6 @@ pub fn gated(
     })
 }
 
-/// The `main` of a suite whose tests all need root (see [`gated`]), under a watchdog of
-/// `budget_secs` (see [`start_watchdog`]).
-pub fn run_root_suite(suite: &'static str, tests: Vec<(&str, TestFn)>, budget_secs: u64) -> ! {
-    let args = libtest_mimic::Arguments::from_args();
-    let trials = tests
-        .into_iter()
-        .map(|(name, f)| gated(name, f, move || needs_root(suite)))
-        .collect();
-    start_watchdog(suite, budget_secs, || {});
-    libtest_mimic::run(&args, trials).exit()
-}
-
 pub fn unprivileged(name: &str, f: TestFn) -> Trial {
     Trial::test(name, move || {
         f().map_err(|e| Failed::from(format!("{e:#}")))
@@ -66,7 +54,7 @@ pub fn start_watchdog(suite: &'static str, default_secs: u64, on_abort: fn()) {
         .unwrap_or(default_secs);
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(budget));
-        eprintln!("tests/{suite}.rs: the run exceeded its budget of {budget} s; aborting");
+        eprintln!("tests/{suite}/: the run exceeded its budget of {budget} s; aborting");
         on_abort();
         std::process::exit(101);
     });

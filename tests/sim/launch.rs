@@ -31,9 +31,11 @@ pub enum Stdio {
     /// terminal's output (stdout and stderr merged, with `\r\n`).
     Pty,
     /// The harness's own fds 0-2 passed through (the CLI's `run` with pipes or files).
+    #[allow(dead_code)] // only examples/wsl-sim.rs passes its terminal or fds through
     Inherit,
     /// A pty relayed to the harness's own terminal, as wsl.exe does in a console window
     /// (the CLI's `shell`; the caller puts its terminal in raw mode).
+    #[allow(dead_code)] // only examples/wsl-sim.rs passes its terminal or fds through
     Terminal,
 }
 
@@ -409,23 +411,6 @@ impl Process {
         Ok(p)
     }
 
-    /// Writes more input (pty: typed on the terminal).
-    pub fn write_stdin(&mut self, bytes: &[u8]) -> Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("stdin is closed"))?;
-        stdin
-            .write_all(bytes)
-            .context("writing to the program's stdin")?;
-        stdin.flush()?;
-        Ok(())
-    }
-
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
     /// Sends `sig` to the launched program (as a test, or Windows, would).
     pub fn signal(&self, sig: Signal) -> Result<()> {
         sys::kill(self.pid, sig)
@@ -450,14 +435,6 @@ impl Process {
             );
         }
         Ok(())
-    }
-
-    /// The stdout collected so far.
-    pub fn stdout_so_far(&self) -> Vec<u8> {
-        self.stdout
-            .as_ref()
-            .map(|c| c.snapshot().0)
-            .unwrap_or_default()
     }
 
     /// Kills the launched program and the launcher (best effort).

@@ -1,5 +1,5 @@
 //! A simulator of WSL2's Linux side, for root-run end-to-end tests of the login shell
-//! (wsl-behaviour.md section 5). Shared by tests/wsl/ and examples/wsl-sim.rs.
+//! (wsl-behaviour.md section 5). Shared by tests/e2e/, examples/wsl-sim.rs and benches/launch.rs.
 //!
 //! One executable plays every part; `NIXOS_WSL_SIM_ROLE` selects which, and [`role_main`]
 //! must be the first thing `main` calls (before any thread exists: the roles fork).
@@ -18,8 +18,6 @@
 //! creates an instance from a tarball instead, as `wsl --import` does ([`import`]).
 //! `DistroOptions::wsl_systemd` boots it in WSL's own systemd mode instead: `/sbin/init` as
 //! PID 1, WSL's readiness poll and `login -f` sessions ([`native`]).
-
-#![allow(dead_code, unused_imports)]
 
 pub mod cgroup;
 #[cfg(test)]
@@ -47,9 +45,10 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 
 pub use distro::{Distro, DistroOptions, RootShell};
-pub use launch::{Exit, Launch, Output, Process, Stdio};
+#[allow(unused_imports)] // for examples/wsl-sim.rs; no test passes a terminal through
+pub use launch::Stdio;
+pub use launch::{Exit, Launch, Output, Process};
 pub use native::WslSystemd;
-pub use session::Form;
 
 /// Selects the role of a re-executed simulator process.
 pub const ROLE_VAR: &str = "NIXOS_WSL_SIM_ROLE";

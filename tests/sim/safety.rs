@@ -20,16 +20,6 @@ impl HostRoot {
     pub fn record() -> Result<HostRoot> {
         Ok(HostRoot(file_id(Path::new("/"))?))
     }
-
-    /// Parses the `dev:ino` form used on role command lines.
-    pub fn parse(s: &str) -> Option<HostRoot> {
-        let (dev, ino) = s.split_once(':')?;
-        Some(HostRoot((dev.parse().ok()?, ino.parse().ok()?)))
-    }
-
-    pub fn to_arg(self) -> String {
-        format!("{}:{}", self.0 .0, self.0 .1)
-    }
 }
 
 /// Succeeds only if the current `/` is not the host root recorded in `host` and holds the

@@ -37,6 +37,11 @@ pub fn init() -> PathBuf {
     )
 }
 
+/// The admin CLI under test (`NIXOS_WSL_TEST_CLI_BIN` overrides).
+pub fn cli() -> PathBuf {
+    build("NIXOS_WSL_TEST_CLI_BIN", env!("CARGO_BIN_EXE_nixos-wsl"))
+}
+
 /// A distro whose root shell is nixos-wsl-shell under test, booting in `mode`.
 pub fn distro(name: &str, mode: Mode) -> DistroOptions {
     let opts = DistroOptions::new(name, RootShell::NixosWslShell(shell()));

@@ -5,17 +5,12 @@ use crate::*;
 // unit::*: pure logic, no root.
 
 pub(crate) fn unit_tests() -> Vec<Trial> {
-    vec![
-        unprivileged("unit::argv_forms", unit_argv_forms),
-        unprivileged("unit::environment_order", unit_environment_order),
-        unprivileged("unit::userdb_parsing", unit_userdb_parsing),
-        unprivileged("unit::sim_refuses_the_host_root", unit_refuses_host_root),
-        unprivileged("unit::recipe_hash_is_stable", unit_recipe_hash),
-        unprivileged("unit::wsl_systemd_mode", unit_wsl_systemd_mode),
-    ]
+    unprivileged_all(
+        tests!["unit": argv_forms, environment_order, userdb_parsing, sim_refuses_the_host_root, recipe_hash_is_stable, wsl_systemd_mode],
+    )
 }
 
-pub(crate) fn unit_wsl_systemd_mode() -> Result<()> {
+fn wsl_systemd_mode() -> Result<()> {
     use crate::sim::native::{session_env, systemd_enabled, LaunchArgs};
     ensure!(systemd_enabled("[boot]\nsystemd=true\n"));
     ensure!(systemd_enabled(
@@ -43,7 +38,7 @@ pub(crate) fn unit_wsl_systemd_mode() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unit_argv_forms() -> Result<()> {
+fn argv_forms() -> Result<()> {
     use crate::sim::session::{program_and_argv, Form};
     let u = crate::sim::userdb::Passwd {
         name: "n".into(),
@@ -79,7 +74,7 @@ pub(crate) fn unit_argv_forms() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unit_environment_order() -> Result<()> {
+fn environment_order() -> Result<()> {
     use crate::sim::session::{wsl_environment, EnvInputs};
     let u = crate::sim::userdb::Passwd {
         name: "nixos".into(),
@@ -126,7 +121,7 @@ pub(crate) fn unit_environment_order() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unit_userdb_parsing() -> Result<()> {
+fn userdb_parsing() -> Result<()> {
     use crate::sim::userdb::*;
     let p =
         parse_passwd("root:x:0:0:root:/root:/bin/bash\nbad line\nnixos:x:1000:100::/home/nixos:\n");
@@ -147,7 +142,7 @@ pub(crate) fn unit_userdb_parsing() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unit_refuses_host_root() -> Result<()> {
+fn sim_refuses_the_host_root() -> Result<()> {
     use crate::sim::safety::*;
     let host = HostRoot::record()?;
     let err = check_root(host)
@@ -162,7 +157,7 @@ pub(crate) fn unit_refuses_host_root() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unit_recipe_hash() -> Result<()> {
+fn recipe_hash_is_stable() -> Result<()> {
     let dir = crate::sim::rootfs::recipe_dir();
     ensure!(crate::sim::rootfs::recipe_hash(&dir)? == crate::sim::rootfs::recipe_hash(&dir)?);
     Ok(())

@@ -10,89 +10,31 @@
 //! file appends an `x` to `NIXOS_MARKER_LOADS` each time it is evaluated, so a second load
 //! anywhere shows up as `xx`.
 //!
-//! One test binary (`harness = false`, libtest-mimic), structured like tests/wsl/:
-//! - `unit::*`: no privileges;
-//! - `env::*`: need root (namespaces, mounts, cgroups); without root they are skipped with a
-//!   note, except under `CI`, where they fail.
-//!
-//! Every launch has its own timeout and the whole run a budget (`NIXOS_WSL_TEST_BUDGET`
-//! seconds, default 900). `NIXOS_WSL_TEST_SHELL_BIN` installs another nixos-wsl-shell build;
-//! `NIXOS_WSL_SIM_CACHE` and `NIXOS_WSL_SIM_KEEP=1` as for tests/wsl/.
+//! Tiers: `unit::*` needs no privileges; `env::*` needs root. Every launch has its own
+//! timeout.
 
-mod sim;
+use crate::sim;
 
-use sim::harness::{self, unprivileged, TestFn};
+use sim::harness::TestFn;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Trial};
+use anyhow::{ensure, Context, Result};
+use libtest_mimic::Trial;
 
 use sim::{Distro, DistroOptions, Launch, Output, RootShell};
 
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let args = Arguments::from_args();
-    let mut tests = vec![unprivileged(
-        "unit::stand_in_takes_the_fast_path",
-        stand_in_takes_the_fast_path,
-    )];
-    let privileged_tests: Vec<(&str, TestFn)> = vec![
-        // Tests with distros of their own first, so their boots overlap with the rest.
-        ("env::zsh", shell_zsh),
-        ("env::dash", shell_dash),
-        ("env::fish", shell_fish),
-        (
-            "env::include_path_false_drops_windows_entries",
-            include_path_false,
-        ),
-        (
-            "env::fallback_shell_path_loads_once",
-            fallback_path_loads_once,
-        ),
-        ("env::missing_file_one_warning", missing_file),
-        ("env::broken_file_one_warning", broken_file),
-        ("env::marker_program_and_variables", marker_program),
-        ("env::path_order_and_wslpath", path_order),
-        ("env::shell_and_per_user_variables", per_user_variables),
-        ("env::nested_shells_do_not_reload", nested_shells),
-        ("env::login_shells_see_the_environment", login_shells),
-        ("env::sudo_i_inside_gets_the_environment", sudo_i_inside),
-    ];
-    tests.extend(
-        privileged_tests
-            .into_iter()
-            .map(|(name, f)| privileged(name, f)),
-    );
-    harness::start_watchdog("environment", 900, || {});
-    let conclusion = libtest_mimic::run(&args, tests);
-    shutdown_shared();
-    conclusion.exit();
-}
-
-// ---------------------------------------------------------------------------------------
-// Harness plumbing (as in tests/wsl/).
-
-/// A test that needs root: fails under `CI` without it, skipped elsewhere.
-fn privileged(name: &str, f: TestFn) -> Trial {
-    harness::gated(name, f, || harness::needs_root("environment"))
-}
-
-/// The nixos-wsl-shell build installed as root's login shell.
-fn shell_bin() -> PathBuf {
-    match std::env::var_os("NIXOS_WSL_TEST_SHELL_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-shell")),
-    }
+pub(crate) fn tests() -> Vec<Trial> {
+    let mut t = crate::unprivileged_all(tests!["unit": stand_in_takes_the_fast_path]);
+    // Tests with distros of their own first, so their boots overlap with the rest.
+    t.extend(crate::root(tests!["env": zsh, dash, fish, include_path_false_drops_windows_entries, fallback_shell_path_loads_once, missing_file_one_warning, broken_file_one_warning, marker_program_and_variables, path_order_and_wslpath, shell_and_per_user_variables, nested_shells_do_not_reload, login_shells_see_the_environment, sudo_i_inside_gets_the_environment]));
+    t
 }
 
 /// Options for a distro of a test's own.
 fn own(name: &str) -> DistroOptions {
-    DistroOptions::new(name, RootShell::NixosWslShell(shell_bin()))
+    DistroOptions::new(name, RootShell::NixosWslShell(sim::under_test::shell()))
 }
 
 /// Boots `opts`, puts a program in the Windows PATH entry with a space, and starts systemd
@@ -112,27 +54,10 @@ fn start(opts: DistroOptions) -> Result<Distro> {
 }
 
 /// The distro shared by the tests that change nothing in it, booted on first use.
-static SHARED: Mutex<Option<std::result::Result<Arc<Distro>, String>>> = Mutex::new(None);
+pub(crate) static SHARED: crate::Shared = crate::Shared::new(|| start(own("NixOS")));
 
 fn shared() -> Result<Arc<Distro>> {
-    let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.is_none() {
-        *slot = Some(
-            start(own("NixOS"))
-                .map(Arc::new)
-                .map_err(|e| format!("{e:#}")),
-        );
-    }
-    match slot.as_ref() {
-        Some(Ok(d)) => Ok(d.clone()),
-        Some(Err(e)) => bail!("the shared distro failed to boot: {e}"),
-        None => unreachable!("filled above"),
-    }
-}
-
-fn shutdown_shared() {
-    let taken = SHARED.lock().unwrap_or_else(|e| e.into_inner()).take();
-    drop(taken);
+    SHARED.get()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -274,7 +199,7 @@ fn stand_in_takes_the_fast_path() -> Result<()> {
 
 /// `wsl -- nixos-marker` finds the program only through NixOS' PATH; the variables arrive
 /// byte-exact.
-fn marker_program() -> Result<()> {
+fn marker_program_and_variables() -> Result<()> {
     let d = shared()?;
     expect_lines(
         &d,
@@ -297,7 +222,7 @@ fn marker_program() -> Result<()> {
 /// NixOS' entries first, then the Windows entries WSL appended, in order, the one with a
 /// space and the one with quotes intact; `WSLPATH` is the Windows part. The same in the
 /// login form, `--shell-type login`, and in nested shells.
-fn path_order() -> Result<()> {
+fn path_order_and_wslpath() -> Result<()> {
     let d = shared()?;
     let path = nixos_session_path();
     let windows = windows_part();
@@ -315,7 +240,7 @@ fn path_order() -> Result<()> {
 
 /// `SHELL` is the real shell and the per-user variables are the target user's, also when WSL
 /// (as root) passed root's and WSLg's; set-environment saw the user's `$USER` and `$HOME`.
-fn per_user_variables() -> Result<()> {
+fn shell_and_per_user_variables() -> Result<()> {
     let d = shared()?;
     for launch in [
         command("env -0"),
@@ -356,7 +281,7 @@ fn per_user_variables() -> Result<()> {
 
 /// Nested shells that would source the file (login bash, interactive bash, every zsh, login
 /// dash: the rootfs's startup files do, as NixOS') see the marker and skip it.
-fn nested_shells() -> Result<()> {
+fn nested_shells_do_not_reload() -> Result<()> {
     let d = shared()?;
     let show = "echo \"$NIXOS_MARKER_LOADS\"";
     let script = format!(
@@ -369,7 +294,7 @@ fn nested_shells() -> Result<()> {
 
 /// `wsl` (no command) is a login shell (`-bash`, `shopt login_shell` on) and sees NixOS'
 /// environment, which it does not load a second time.
-fn login_shells() -> Result<()> {
+fn login_shells_see_the_environment() -> Result<()> {
     let d = shared()?;
     let script = "echo \"$0\"; shopt -q login_shell && echo login-shell; nixos-marker; \
                   echo \"$NIXOS_MARKER\"; echo \"$NIXOS_MARKER_LOADS\"; echo \"$SHELL\"\n";
@@ -393,7 +318,7 @@ fn login_shells() -> Result<()> {
 /// `sudo -i` inside the session runs root's login shell, nixos-wsl-shell, which is already
 /// inside: it loads the file for root (sudo reset the environment), once, and sets `SHELL`
 /// to the real shell.
-fn sudo_i_inside() -> Result<()> {
+fn sudo_i_inside_gets_the_environment() -> Result<()> {
     let d = shared()?;
     let root_path = nixos_part("root", "/root");
     expect_lines(
@@ -464,7 +389,7 @@ fn user_shell(shell: &str, login_check: &str, nested: &str) -> Result<()> {
     expect_lines(&d, &command(nested), &["x"])
 }
 
-fn shell_zsh() -> Result<()> {
+fn zsh() -> Result<()> {
     user_shell(
         "/usr/bin/zsh",
         "[[ -o login ]] && echo login-shell",
@@ -472,7 +397,7 @@ fn shell_zsh() -> Result<()> {
     )
 }
 
-fn shell_dash() -> Result<()> {
+fn dash() -> Result<()> {
     user_shell(
         "/usr/bin/dash",
         "case $0 in -*) echo login-shell;; esac",
@@ -480,7 +405,7 @@ fn shell_dash() -> Result<()> {
     )
 }
 
-fn shell_fish() -> Result<()> {
+fn fish() -> Result<()> {
     user_shell(
         "/usr/bin/fish",
         "status is-login; and echo login-shell",
@@ -490,7 +415,7 @@ fn shell_fish() -> Result<()> {
 
 /// `include_path = false` (`wsl.interop.includePath = false`): PATH is NixOS' alone, the
 /// Windows programs are not found by name, `WSLPATH` still has the Windows part.
-fn include_path_false() -> Result<()> {
+fn include_path_false_drops_windows_entries() -> Result<()> {
     let d = start(own("env-no-windows").file("/etc/nixos-wsl.conf", "include_path = false\n"))?;
     let path = nixos_part("nixos", "/home/nixos");
     let windows = windows_part();
@@ -510,7 +435,7 @@ fn include_path_false() -> Result<()> {
 /// A file outside the fast path's subset (command substitution, a redirection) goes through
 /// `/bin/sh`, as the session's user (NixOS' `extraInit` may run `id -u`, `mkdir` in `$HOME`),
 /// once per launch, whatever nested shells follow.
-fn fallback_path_loads_once() -> Result<()> {
+fn fallback_shell_path_loads_once() -> Result<()> {
     let stand_in =
         std::fs::read_to_string(sim::rootfs::recipe_dir().join("files/etc/set-environment"))?;
     let file = format!(
@@ -555,7 +480,7 @@ fn degraded(d: &Distro, launch: &Launch, expected: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn missing_file() -> Result<()> {
+fn missing_file_one_warning() -> Result<()> {
     let d = start(own("env-missing"))?;
     let out = d.root_sh("rm /etc/set-environment")?;
     ensure!(out.code == 0, "{out}");
@@ -566,7 +491,7 @@ fn missing_file() -> Result<()> {
     degraded(&d, &login(&format!("{show}\n")), &expected)
 }
 
-fn broken_file() -> Result<()> {
+fn broken_file_one_warning() -> Result<()> {
     let d = start(own("env-broken").file(
         "/etc/set-environment",
         "export __NIXOS_SET_ENVIRONMENT_DONE=1\nexport NIXOS_MARKER=\"half\"\n\

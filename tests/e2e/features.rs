@@ -21,7 +21,7 @@
 //!
 //! Root only; fails in CI when it cannot run, skipped elsewhere.
 
-mod sim;
+use crate::sim;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,39 +29,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
-use sim::harness::{self, TestFn};
+use sim::harness::TestFn;
 use sim::under_test::{self, Mode};
 use sim::{Distro, DistroOptions, Exit, Launch};
 
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let t: Vec<(&str, TestFn)> = vec![
-        (
-            "features::gpu_libraries_in_run_opengl_driver",
-            gpu_libraries,
-        ),
-        ("features::namespace::ssh_agent_in_every_session", || {
-            ssh_agent(Mode::Namespace)
-        }),
-        ("features::native::ssh_agent_in_every_session", || {
-            ssh_agent(Mode::Native)
-        }),
-        (
-            "features::keep_alive_holds_wsl_exe_until_poweroff",
-            keep_alive,
-        ),
-        (
-            "features::keep_alive_with_a_unit_holds_only_while_it_runs",
-            keep_alive_while_unit_active,
-        ),
-        (
-            "features::usbip_attaches_at_boot_and_again_when_the_device_returns",
-            usbip_auto_attach,
-        ),
-    ];
-    harness::run_root_suite("features", t, 600)
+pub(crate) fn tests() -> Vec<(String, TestFn)> {
+    let mut t = tests!["features": gpu_libraries_in_run_opengl_driver];
+    t.extend(modes!["features": ssh_agent_in_every_session]);
+    t.extend(tests!["features":
+        keep_alive_holds_wsl_exe_until_poweroff,
+        keep_alive_with_a_unit_holds_only_while_it_runs,
+        usbip_attaches_at_boot_and_again_when_the_device_returns,
+    ]);
+    t
 }
 
 fn unit<'a>(units: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str> {
@@ -134,7 +114,7 @@ fn wait_for(d: &Distro, what: &str, check: &str, unit: &str) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------
 
-fn gpu_libraries() -> Result<()> {
+fn gpu_libraries_in_run_opengl_driver() -> Result<()> {
     let units = sim::nixos::module_units()?;
     let out_path = unit(&units, "gpu.out")?;
     // The module's build script, run as a Nix build would run it, into a scratch `$out`.
@@ -227,7 +207,7 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
 
-fn ssh_agent(mode: Mode) -> Result<()> {
+fn ssh_agent_in_every_session(mode: Mode) -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "ssh.unit")?;
     let mut opts = under_test::distro(&format!("features-ssh-{mode:?}"), mode);
@@ -319,7 +299,7 @@ fn with_wsl_exe(opts: DistroOptions) -> Result<Distro> {
 
 /// `wsl.keepAlive = [ "work.service" ]`: nothing held at boot; held while work.service runs;
 /// released when it stops.
-fn keep_alive_while_unit_active() -> Result<()> {
+fn keep_alive_with_a_unit_holds_only_while_it_runs() -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "keep-alive-work.unit")?;
     let mut opts = store_programs(
@@ -370,7 +350,7 @@ fn keep_alive_while_unit_active() -> Result<()> {
     Ok(())
 }
 
-fn keep_alive() -> Result<()> {
+fn keep_alive_holds_wsl_exe_until_poweroff() -> Result<()> {
     let units = sim::nixos::module_units()?;
     let text = unit(&units, "keep-alive.unit")?;
     let mut opts = store_programs(
@@ -443,7 +423,7 @@ const IP_STAND_IN: &str = "#!/bin/sh\n\
     [ \"$*\" = '-4 route show default' ] || exit 1\n\
     echo 'default via 172.20.144.1 dev eth0 proto kernel'\n";
 
-fn usbip_auto_attach() -> Result<()> {
+fn usbip_attaches_at_boot_and_again_when_the_device_returns() -> Result<()> {
     let units = sim::nixos::module_units()?;
     // The template unit as NixOS writes it: ExecStart is the job script with the scriptArgs,
     // PATH holds the unit's `path` (here: the stand-ins, then Debian's coreutils and grep).

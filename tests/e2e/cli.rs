@@ -3,59 +3,37 @@
 //! the namespace, from inside it and under WSL's own systemd, and the argument handling of
 //! every subcommand.
 //!
-//! One test binary (`harness = false`, libtest-mimic); `cli::usage_help_and_version` needs
-//! no privileges, the rest need root (skipped with a note without it, except under `CI`,
-//! where they fail). `NIXOS_WSL_TEST_SHELL_BIN` / `NIXOS_WSL_TEST_CLI_BIN` install other
-//! builds.
+//! `cli::usage_help_and_version` needs no privileges, the rest need root.
 
-mod sim;
+use crate::sim;
 
 use sim::checks::*;
-use sim::harness::{self, unprivileged, TestFn};
+use sim::harness::TestFn;
+
+use libtest_mimic::Trial;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use libtest_mimic::Arguments;
 
 use sim::{under_test, Distro, Launch};
 
-/// `("cli::a", a)`, ...: every registered name is its function's.
-macro_rules! tests {
-    ($($f:ident),* $(,)?) => {
-        vec![$((concat!("cli::", stringify!($f)), $f as TestFn)),*]
-    };
-}
-
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let args = Arguments::from_args();
-    let mut tests = vec![unprivileged(
-        "cli::usage_help_and_version",
-        usage_help_and_version,
-    )];
-    let privileged: Vec<(&str, TestFn)> = tests![
+pub(crate) fn tests() -> Vec<Trial> {
+    let mut t = crate::unprivileged_all(tests!["cli": usage_help_and_version]);
+    t.extend(crate::root(tests!["cli":
         status_exec_stop_logs,
         status_changes_no_file,
         inside_the_namespace,
         stop_kills_a_systemd_that_will_not_power_off,
         exec_without_systemd,
         wsl_systemd_mode,
-    ];
-    tests.extend(
-        privileged
-            .into_iter()
-            .map(|(name, f)| harness::gated(name, f, || harness::needs_root("cli"))),
-    );
-    harness::start_watchdog("cli", 600, || {});
-    libtest_mimic::run(&args, tests).exit();
+    ]));
+    t
 }
 
 fn usage_help_and_version() -> Result<()> {
     let run = |args: &[&str]| -> Result<std::process::Output> {
-        std::process::Command::new(cli_bin())
+        std::process::Command::new(under_test::cli())
             .args(args)
             .env("NIXOS_WSL_LOG", "warn")
             .output()

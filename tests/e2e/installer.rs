@@ -3,7 +3,7 @@
 //! root's shell, wrap it in the installer tarball, `wsl --import` it (the simulator refuses hard
 //! links, as WSL does) and launch it.
 //!
-//! One test binary (`harness = false`, libtest-mimic), same structure as tests/wsl/:
+//! Tiers:
 //! - `unit::*`: the simulator's import scanner, no privileges;
 //! - `installer::*`: root-only (namespaces, mounts, cgroups, device nodes). Without root they
 //!   are skipped with a note, except under `CI`, where they fail. They also need a static
@@ -11,13 +11,11 @@
 //!   `--target x86_64-unknown-linux-musl`; elsewhere a dynamic build skips them (fails in CI).
 //!
 //! The rootfs and installer tarballs are built once per run and shared (about 100 MB each).
-//! Environment: `NIXOS_WSL_TEST_SHELL_BIN` / `NIXOS_WSL_TEST_INSTALLER_BIN` (use these builds
-//! instead of cargo's), `NIXOS_WSL_SIM_CACHE`, `NIXOS_WSL_SIM_KEEP=1` (keep instance state),
-//! `NIXOS_WSL_TEST_BUDGET` seconds for the whole run (default 600), then abort.
+//! [`Fixture::cleanup`] removes them after the run (tests/e2e/main.rs).
 
-mod sim;
+use crate::sim;
 
-use sim::harness::{self, unprivileged, TestFn};
+use sim::harness::{self, TestFn};
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -31,12 +29,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use libtest_mimic::{Arguments, Trial};
+use libtest_mimic::Trial;
 
 use sim::import::{self, Refused, Scan};
 use sim::{Distro, DistroOptions, Exit, Launch, Output, RootShell};
-
-const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 
 /// Where the installer keeps its files in the installer system (src/installer/layout.rs).
 const INSTALLER_DIR: &str = "nixos-wsl-installer";
@@ -44,42 +40,21 @@ const INSTALLER_DIR: &str = "nixos-wsl-installer";
 /// Bound for a launch that unpacks the whole rootfs and boots systemd on 2 busy cores.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let args = Arguments::from_args();
-    let tests = vec![
-        unprivileged("unit::import_scan_reads_every_tar_format", unit_import_scan),
-        privileged(
-            "installer::import_refuses_a_rootfs_tarball_with_hard_links",
-            import_refuses_hard_links,
-        ),
-        privileged(
-            "installer::first_launch_installs_and_hands_over",
+pub(crate) fn tests() -> Vec<Trial> {
+    let mut t = crate::unprivileged_all(tests!["unit": import_scan_reads_every_tar_format]);
+    t.extend(
+        tests!["installer":
+            import_refuses_a_rootfs_tarball_with_hard_links,
             first_launch_installs_and_hands_over,
-        ),
-        privileged(
-            "installer::interrupted_install_is_completed_by_the_next_launch",
-            interrupted_install_completes,
-        ),
-        privileged(
-            "installer::damaged_embedded_tarball_leaves_the_installer_intact",
-            damaged_embedded_tarball,
-        ),
-        privileged(
-            "installer::as_a_wsl_file_it_passes_microsofts_rules",
-            passes_microsofts_rules,
-        ),
-        privileged(
-            "installer::installed_system_has_its_configuration_and_welcomes_once",
-            configuration_and_welcome,
-        ),
-    ];
-    harness::start_watchdog("installer", 600, Fixture::cleanup);
-    let conclusion = libtest_mimic::run(&args, tests);
-    Fixture::cleanup();
-    conclusion.exit();
+            interrupted_install_is_completed_by_the_next_launch,
+            damaged_embedded_tarball_leaves_the_installer_intact,
+            as_a_wsl_file_it_passes_microsofts_rules,
+            installed_system_has_its_configuration_and_welcomes_once,
+        ]
+        .into_iter()
+        .map(|(n, f)| harness::gated(&n, f, cannot_run)),
+    );
+    t
 }
 
 // ---------------------------------------------------------------------------------------
@@ -87,14 +62,14 @@ fn main() {
 
 /// Why a privileged test cannot run here, if it cannot.
 fn cannot_run() -> Option<String> {
-    if let Some(why) = harness::needs_root("installer") {
+    if let Some(why) = harness::needs_root("e2e") {
         return Some(why);
     }
     match fs::read(installer_bin()) {
         Err(e) => Some(format!("cannot read {}: {e}", installer_bin().display())),
         Ok(elf) if nixos_wsl::tarball::image::elf_has_interpreter(&elf) => Some(format!(
             "{} is dynamically linked and the installer system has no libc: run \
-             `cargo test --target x86_64-unknown-linux-musl --test installer` (or set \
+             `cargo test --target x86_64-unknown-linux-musl --test e2e` (or set \
              NIXOS_WSL_TEST_INSTALLER_BIN to a static build)",
             installer_bin().display()
         )),
@@ -102,27 +77,8 @@ fn cannot_run() -> Option<String> {
     }
 }
 
-/// A test that needs root and a static installer (see `cannot_run`).
-fn privileged(name: &str, f: TestFn) -> Trial {
-    harness::gated(name, f, cannot_run)
-}
-
-fn env_path(var: &str, default: &str) -> PathBuf {
-    match std::env::var_os(var) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(default),
-    }
-}
-
-fn shell_bin() -> PathBuf {
-    env_path(
-        "NIXOS_WSL_TEST_SHELL_BIN",
-        env!("CARGO_BIN_EXE_nixos-wsl-shell"),
-    )
-}
-
 fn installer_bin() -> PathBuf {
-    env_path(
+    sim::under_test::build(
         "NIXOS_WSL_TEST_INSTALLER_BIN",
         env!("CARGO_BIN_EXE_nixos-wsl-installer"),
     )
@@ -150,7 +106,7 @@ fn mb(path: &Path) -> f64 {
 // The shared tarballs.
 
 /// The tarballs every privileged test uses, built once per run.
-struct Fixture {
+pub(crate) struct Fixture {
     /// The rootfs tarball: the Debian test rootfs with nixos-wsl-shell as root's shell. It
     /// has hard links, as Debian's (and a Nix store's) trees do.
     rootfs: PathBuf,
@@ -201,7 +157,7 @@ impl Fixture {
         let scanned = t.elapsed();
         let t = Instant::now();
         let installer = dir.join("installer.tar.gz");
-        cli(Command::new(CLI)
+        cli(Command::new(sim::under_test::cli())
             .args(["tarball", "installer", "--rootfs"])
             .arg(&rootfs)
             .arg("--installer")
@@ -221,7 +177,7 @@ impl Fixture {
         })
     }
 
-    fn cleanup() {
+    pub(crate) fn cleanup() {
         if FIXTURE.get().is_some() && std::env::var_os("NIXOS_WSL_SIM_KEEP").is_none() {
             let _ = fs::remove_dir_all(fixture_dir());
         }
@@ -238,13 +194,13 @@ fn build_rootfs_tarball(out: &Path) -> Result<()> {
     let lower = sim::rootfs::ensure()?.dir;
     let staging = Distro::new(image_files(DistroOptions::new(
         "Staging",
-        RootShell::NixosWslShell(shell_bin()),
+        RootShell::NixosWslShell(sim::under_test::shell()),
     ))?)?;
     let upper = staging.state_dir().join("upper");
     let mnt = staging.state_dir().join("root");
     let data = CString::new(format!("lowerdir={}:{}", upper.display(), lower.display()))?;
     let target = CString::new(mnt.as_os_str().as_bytes())?;
-    let mut cmd = Command::new(CLI);
+    let mut cmd = Command::new(sim::under_test::cli());
     cmd.args(["tarball", "build", "--source"])
         .arg(&mnt)
         .arg("--output")
@@ -453,7 +409,7 @@ fn manifest_entries(d: &Distro) -> Result<u64> {
 
 /// The import scanner finds hard links (and `/etc`, `/bin/sh`) in every format and
 /// compression GNU tar writes, including names longer than a ustar header holds.
-fn unit_import_scan() -> Result<()> {
+fn import_scan_reads_every_tar_format() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("nixos-wsl-import-scan-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     let res = (|| -> Result<()> {
@@ -553,7 +509,7 @@ fn unit_import_scan() -> Result<()> {
 
 /// The rootfs tarball has hard links, so WSL (and the simulator) cannot import it: the reason
 /// the installer tarball exists. Nothing is left behind.
-fn import_refuses_hard_links() -> Result<()> {
+fn import_refuses_a_rootfs_tarball_with_hard_links() -> Result<()> {
     let fx = Fixture::get()?;
     ensure!(
         !fx.rootfs_scan.hard_links.is_empty(),
@@ -594,9 +550,9 @@ fn import_refuses_hard_links() -> Result<()> {
 /// systemd runs, the installer is gone, and launches go straight to the real shell.
 /// The installer tarball is what `nix build .#wsl` renames to `nixos.wsl`: Microsoft's rules
 /// for `.wsl` files (`tarball verify --modern`) find no error and no warning in it.
-fn passes_microsofts_rules() -> Result<()> {
+fn as_a_wsl_file_it_passes_microsofts_rules() -> Result<()> {
     let fx = Fixture::get()?;
-    let out = Command::new(CLI)
+    let out = Command::new(sim::under_test::cli())
         .args([
             "tarball", "verify", "--modern", "--strict", "--arch", "x86_64",
         ])
@@ -615,7 +571,7 @@ fn passes_microsofts_rules() -> Result<()> {
 /// After the install: `/etc/nixos/configuration.nix` is there, owned by root, for the first
 /// `sudo nixos-rebuild switch`; the welcome shows on the first interactive launch only, not on
 /// the first launch, which was a command.
-fn configuration_and_welcome() -> Result<()> {
+fn installed_system_has_its_configuration_and_welcomes_once() -> Result<()> {
     let d = import_installer("Welcome")?;
     d.boot()?;
     let out = d.run(&echo_hi())?;
@@ -651,7 +607,7 @@ fn configuration_and_welcome() -> Result<()> {
 
 fn first_launch_installs_and_hands_over() -> Result<()> {
     let fx = Fixture::get()?;
-    let out = Command::new(CLI)
+    let out = Command::new(sim::under_test::cli())
         .args(["tarball", "verify"])
         .arg(&fx.installer)
         .output()?;
@@ -710,7 +666,7 @@ fn first_launch_installs_and_hands_over() -> Result<()> {
 /// Killed mid-extraction, then killed again right after sealing (payload removed, commit
 /// journal written, `/etc/passwd` not switched yet): each next launch carries on, and the
 /// last one ends in the working system.
-fn interrupted_install_completes() -> Result<()> {
+fn interrupted_install_is_completed_by_the_next_launch() -> Result<()> {
     let d = import_installer("Interrupted")?;
     let entries = manifest_entries(&d)?;
     let installer = format!("/{INSTALLER_DIR}/nixos-wsl-installer");
@@ -754,7 +710,7 @@ fn interrupted_install_completes() -> Result<()> {
 /// A damaged (bytes flipped) and then a truncated embedded tarball: the first launch fails
 /// with the reason and changes nothing on disk; once the file is whole again, the same
 /// installer installs, so it was left intact.
-fn damaged_embedded_tarball() -> Result<()> {
+fn damaged_embedded_tarball_leaves_the_installer_intact() -> Result<()> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let d = import_installer("Damaged")?;
     let payload = installer_file(&d, "rootfs.tar.gz");

@@ -5,21 +5,13 @@ use crate::*;
 // native::*: issue 5, WSL's own systemd mode: nixos-wsl-init as /sbin/init, WSL's readiness
 // poll and `login -f`, the login shell as the default user's passwd shell.
 
-/// The init under test, installed as `/sbin/init` (`NIXOS_WSL_TEST_INIT_BIN` overrides).
-pub(crate) fn init_under_test() -> PathBuf {
-    match std::env::var_os("NIXOS_WSL_TEST_INIT_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-init")),
-    }
-}
-
 /// A distro in WSL's systemd mode, configured as `wsl.nativeSystemd` does.
 pub(crate) fn native_opts(name: &str, mode: crate::sim::WslSystemd) -> DistroOptions {
     DistroOptions::new(name, shell_under_test()).wsl_systemd(mode)
 }
 
 pub(crate) fn native_mode() -> crate::sim::WslSystemd {
-    crate::sim::WslSystemd::new(init_under_test())
+    crate::sim::WslSystemd::new(crate::sim::under_test::init())
 }
 
 pub(crate) fn make_shared_native() -> Result<Distro> {
@@ -101,7 +93,7 @@ pub(crate) fn first_launch() -> Result<()> {
 /// `/etc/set-environment` must still be loaded exactly once, for `-c` commands (which bash
 /// does not load it for) and login shells alike, and `$SHELL` must name the real shell.
 pub(crate) fn nixos_environment_loaded_once() -> Result<()> {
-    let d = Mode::Native.shared()?;
+    let d = shared(Mode::Native)?;
     let cmd = "echo \"$NIXOS_MARKER_LOADS\"; nixos-marker; echo \"$SHELL\"";
     for launch in [
         Launch::command(cmd),
@@ -119,7 +111,7 @@ pub(crate) fn nixos_environment_loaded_once() -> Result<()> {
 }
 
 pub(crate) fn pid1_is_systemd_and_no_second_systemd() -> Result<()> {
-    let d = Mode::Native.shared()?;
+    let d = shared(Mode::Native)?;
     // Launches of every kind, as the default user and as root (whose login shell is the
     // same nixos-wsl-shell): none may start a systemd of its own.
     happy(&d, &Launch::command("true"))?;

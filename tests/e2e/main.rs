@@ -1,25 +1,34 @@
-//! End-to-end tests of `nixos-wsl-shell` as root's login shell in the WSL simulator
-//! (tests/sim), with real systemd in a Debian rootfs, plus the simulator's own tests.
+//! End-to-end tests in the WSL simulator (tests/sim), with real systemd in a Debian rootfs:
+//! the login shell, nixos-wsl-init, the admin CLI, the installer, the module's features, and
+//! the simulator itself.
 //!
-//! One test binary (`harness = false`, libtest-mimic), one module per behaviour:
+//! One test binary (`harness = false`, libtest-mimic), one module per behaviour; every
+//! registered name is `<tier>::<function>` (tests of both ways systemd runs add
+//! `namespace::` or `native::` before the function):
 //! - [`unit`] (`unit::*`): pure logic of the simulator, no privileges;
 //! - [`simulator`] (`sim::*`): the simulator itself, with `/bin/bash` as root's shell;
 //! - [`lifecycle`] (`shell::*`): boots, concurrent first logins, poweroff, terminate, broken
 //!   systemd, config and users, with the built `nixos-wsl-shell` as root's shell;
-//! - [`native`] (`native::*`): issue 5, WSL's own systemd mode: the built `nixos-wsl-init` as
+//! - [`native`] (`native::*`): WSL's own systemd mode: the built `nixos-wsl-init` as
 //!   `/sbin/init`, nixos-wsl-shell as the default user's shell;
-//! - [`session`]: issue 2's session contract, one table run once per [`Mode`], registered
-//!   under `shell::*` and `native::*`.
+//! - [`session`]: the session contract, one table run once per [`Mode`], registered under
+//!   `shell::*` and `native::*`;
+//! - [`kill`] (`kill::*`), [`garbage`] (`garbage::*`), [`recovery`] (`systemd::*`,
+//!   `user::*`, `bytes::*`, `recovery::*`): faults and hostile input;
+//! - [`cli`] (`cli::*`), [`doctor`] (`doctor::*`), [`generations`] (`generations::*`): the
+//!   admin CLI;
+//! - [`installer`] (`installer::*`), [`image`] (`image::*`): the installer and the images;
+//! - [`environment`] (`env::*`), [`features`] (`features::*`): the NixOS environment and the
+//!   module's features.
 //!
-//! `sim::*`, `shell::*` and `native::*` need root (namespaces, mounts, cgroups). Without root they are
-//! skipped with a note, except under `CI`, where they fail. Environment:
+//! Tests that need root (namespaces, mounts, cgroups) are skipped with a note without it,
+//! except under `CI`, where they fail. Environment:
 //! - `NIXOS_WSL_TEST_ROOT_SHELL=/bin/bash` runs the `shell::*` tests with that program of the
 //!   rootfs as root's shell instead of nixos-wsl-shell (the comparison floor);
-//! - `NIXOS_WSL_TEST_SHELL_BIN=PATH` installs that nixos-wsl-shell build instead of the one
-//!   cargo built for this test binary; `NIXOS_WSL_TEST_INIT_BIN=PATH` the same for
-//!   nixos-wsl-init;
+//! - `NIXOS_WSL_TEST_SHELL_BIN`, `NIXOS_WSL_TEST_INIT_BIN`, `NIXOS_WSL_TEST_CLI_BIN`,
+//!   `NIXOS_WSL_TEST_INSTALLER_BIN` install other builds than cargo's (sim/under_test.rs);
 //! - `NIXOS_WSL_SIM_CACHE` (rootfs cache), `NIXOS_WSL_SIM_KEEP=1` (keep instance state);
-//! - `NIXOS_WSL_TEST_BUDGET` seconds for the whole run (default 1500), then abort.
+//! - `NIXOS_WSL_TEST_BUDGET` seconds for the whole run (default 1800), then abort.
 
 #[path = "../sim/mod.rs"]
 mod sim;
@@ -31,8 +40,29 @@ macro_rules! tests {
     };
 }
 
+/// `modes!["tier": a]`: `("tier::namespace::a", || a(Mode::Namespace))` and the same under
+/// `native::`: a test run once per way systemd runs.
+macro_rules! modes {
+    ($tier:literal: $($f:ident),* $(,)?) => {
+        vec![$(
+            (format!("{}::namespace::{}", $tier, stringify!($f)), (|| $f(Mode::Namespace)) as TestFn),
+            (format!("{}::native::{}", $tier, stringify!($f)), (|| $f(Mode::Native)) as TestFn),
+        )*]
+    };
+}
+
+mod cli;
+mod doctor;
+mod environment;
+mod features;
+mod garbage;
+mod generations;
+mod image;
+mod installer;
+mod kill;
 mod lifecycle;
 mod native;
+mod recovery;
 mod session;
 mod simulator;
 mod unit;
@@ -44,8 +74,8 @@ use simulator::*;
 use unit::*;
 
 use sim::harness::{self, unprivileged, TestFn};
+use sim::under_test::Mode;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,87 +90,59 @@ fn main() {
         std::process::exit(code);
     }
     let args = Arguments::from_args();
-    let mut tests = unit_tests();
+    // The slowest, with distros of their own, first, so they overlap with the rest.
+    let mut tests = root(kill::tests());
+    tests.extend(installer::tests());
     tests.extend(shell_tests());
     tests.extend(native_tests());
+    tests.extend(root(features::tests()));
+    tests.extend(root(generations::tests()));
+    tests.extend(root(doctor::tests()));
+    tests.extend(environment::tests());
+    tests.extend(cli::tests());
+    tests.extend(root(garbage::tests()));
+    tests.extend(root(recovery::tests()));
+    tests.extend(image::tests());
     tests.extend(sim_tests());
-    harness::start_watchdog("wsl", 1500, || {});
+    tests.extend(unit_tests());
+    harness::start_watchdog("e2e", 1800, cleanup);
     let conclusion = libtest_mimic::run(&args, tests);
-    Shared::shutdown_all();
+    cleanup();
     conclusion.exit();
+}
+
+/// What outlives a test unless stopped: the shared distros and the installer's fixture.
+fn cleanup() {
+    Shared::shutdown_all();
+    installer::Fixture::cleanup();
+}
+
+/// Tests that need root.
+fn root(tests: Vec<(String, TestFn)>) -> Vec<Trial> {
+    tests.into_iter().map(|(n, f)| privileged(&n, f)).collect()
+}
+
+/// Tests that need no privileges.
+fn unprivileged_all(tests: Vec<(String, TestFn)>) -> Vec<Trial> {
+    tests
+        .into_iter()
+        .map(|(n, f)| unprivileged(&n, f))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
 // Harness plumbing.
 
-/// Issue 2's session contract: each runs once per [`Mode`], as `shell::<name>` against the
-/// login shell's namespace and `native::<name>` under WSL's own systemd.
-/// A test of the session contract, for one mode.
-type SessionTest = fn(Mode) -> Result<()>;
-
-const SESSION_CONTRACT: &[(&str, SessionTest)] = &[
-    ("exit_codes_0_to_255", exit_codes_0_to_255),
-    (
-        "users_own_shells_set_the_nixos_way",
-        users_own_shells_set_the_nixos_way,
-    ),
-    (
-        "welcome_once_on_the_first_interactive_login",
-        welcome_once_on_the_first_interactive_login,
-    ),
-    ("pid1_is_systemd_and_running", pid1_is_systemd_and_running),
-    ("identity_and_groups", identity_and_groups),
-    ("environment", environment),
-    ("path_with_spaces", path_with_spaces),
-    (
-        "working_directory_kept_or_replaced",
-        working_directory_kept_or_replaced,
-    ),
-    ("death_by_signal", death_by_signal),
-    ("verbatim_command_strings", verbatim_command_strings),
-    (
-        "binary_stdin_stdout_byte_exact",
-        binary_stdin_stdout_byte_exact,
-    ),
-    ("stderr_is_separate", stderr_is_separate),
-    (
-        "interactive_login_shell_from_piped_stdin",
-        interactive_login_shell_from_piped_stdin,
-    ),
-    ("systemctl_user_works", systemctl_user_works),
-    ("terminal_belongs_to_the_user", terminal_belongs_to_the_user),
-    (
-        "no_capabilities_and_no_extra_fds",
-        no_capabilities_and_no_extra_fds,
-    ),
-    ("no_launcher_fds_in_systemd", no_launcher_fds_in_systemd),
-    (
-        "sigterm_and_sighup_reach_the_command",
-        sigterm_and_sighup_reach_the_command,
-    ),
-    ("sudo_i_inside", sudo_i_inside),
-];
-
-fn session_trials(tier: &str, mode: Mode) -> Vec<Trial> {
-    SESSION_CONTRACT
-        .iter()
-        .map(|&(name, f)| privileged(&format!("{tier}::{name}"), move || f(mode)))
-        .collect()
-}
-
 /// A test that needs root: fails under `CI` without it, skipped elsewhere.
 fn privileged(name: &str, f: impl FnOnce() -> Result<()> + Send + 'static) -> Trial {
-    harness::gated(name, f, || harness::needs_root("wsl"))
+    harness::gated(name, f, || harness::needs_root("e2e"))
 }
 
 /// The login shell under test.
 fn shell_under_test() -> RootShell {
     match std::env::var("NIXOS_WSL_TEST_ROOT_SHELL") {
         Ok(p) if !p.is_empty() => RootShell::Existing(p),
-        _ => RootShell::NixosWslShell(match std::env::var_os("NIXOS_WSL_TEST_SHELL_BIN") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => PathBuf::from(env!("CARGO_BIN_EXE_nixos-wsl-shell")),
-        }),
+        _ => RootShell::NixosWslShell(sim::under_test::shell()),
     }
 }
 
@@ -150,18 +152,9 @@ struct Shared {
     make: fn() -> Result<Distro>,
 }
 
-static SHARED_SHELL: Shared = Shared {
-    slot: Mutex::new(None),
-    make: make_shared_shell,
-};
-static SHARED_NATIVE: Shared = Shared {
-    slot: Mutex::new(None),
-    make: make_shared_native,
-};
-static SHARED_BASH: Shared = Shared {
-    slot: Mutex::new(None),
-    make: make_shared_bash,
-};
+static SHARED_SHELL: Shared = Shared::new(make_shared_shell);
+static SHARED_NATIVE: Shared = Shared::new(make_shared_native);
+static SHARED_BASH: Shared = Shared::new(make_shared_bash);
 
 fn make_shared_shell() -> Result<Distro> {
     let d = Distro::start(DistroOptions::new("NixOS", shell_under_test()))?;
@@ -194,6 +187,13 @@ fn prepare_windows_side(d: &Distro) -> Result<()> {
 }
 
 impl Shared {
+    const fn new(make: fn() -> Result<Distro>) -> Self {
+        Shared {
+            slot: Mutex::new(None),
+            make,
+        }
+    }
+
     fn get(&'static self) -> Result<Arc<Distro>> {
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
@@ -206,7 +206,12 @@ impl Shared {
     }
 
     fn shutdown_all() {
-        for s in [&SHARED_SHELL, &SHARED_NATIVE, &SHARED_BASH] {
+        for s in [
+            &SHARED_SHELL,
+            &SHARED_NATIVE,
+            &SHARED_BASH,
+            &environment::SHARED,
+        ] {
             let taken = s.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             drop(taken);
         }
@@ -221,21 +226,11 @@ fn bash() -> Result<Arc<Distro>> {
     SHARED_BASH.get()
 }
 
-/// Which way systemd runs: started by root's login shell in a namespace (issue 2), or by
-/// WSL itself with nixos-wsl-init as `/sbin/init` (issue 5). Tests of the session contract
-/// run in both, against the shared distro of each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Namespace,
-    Native,
-}
-
-impl Mode {
-    fn shared(self) -> Result<Arc<Distro>> {
-        match self {
-            Mode::Namespace => SHARED_SHELL.get(),
-            Mode::Native => SHARED_NATIVE.get(),
-        }
+/// The shared distro of a way systemd runs.
+fn shared(mode: Mode) -> Result<Arc<Distro>> {
+    match mode {
+        Mode::Namespace => SHARED_SHELL.get(),
+        Mode::Native => SHARED_NATIVE.get(),
     }
 }
 

@@ -7,33 +7,23 @@
 //! `kernel`, `interop` and `binfmt` checks warn, and only those; everything else is ok. Root
 //! only; fails in CI when it cannot run, skipped elsewhere.
 
-mod sim;
+use crate::sim;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
-use sim::harness::{self, TestFn};
+use sim::harness::TestFn;
 use sim::under_test::{self, Mode};
 use sim::{Distro, DistroOptions, Exit, Launch, Output};
-
-const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
 
 /// The checks the simulator cannot make ok (see the module docs).
 const SIMULATOR_LIMITS: &[&str] = &["kernel", "interop", "binfmt"];
 
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let t: Vec<(&str, TestFn)> = vec![
-        ("doctor::namespace::healthy", || healthy(Mode::Namespace)),
-        ("doctor::native::healthy", || healthy(Mode::Native)),
-        ("doctor::json_shape", json_shape),
-        ("doctor::hung_systemctl_stays_within_2_s", hung_systemctl),
-        ("doctor::each_check_warns_or_fails_with_its_fix", fixtures),
-    ];
-    harness::run_root_suite("doctor", t, 600)
+pub(crate) fn tests() -> Vec<(String, TestFn)> {
+    let mut t = modes!["doctor": healthy];
+    t.extend(tests!["doctor": json_shape, hung_systemctl_stays_within_2_s, each_check_warns_or_fails_with_its_fix]);
+    t
 }
 
 /// A healthy distro: generations, /bin/nixos-wsl, WSL's resolv.conf link; one session ran.
@@ -42,8 +32,11 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let opts = sim::nixos::system(under_test::distro(name, mode), &std::fs::read(CLI)?)
-        .link("/etc/resolv.conf", "/mnt/wsl/resolv.conf");
+    let opts = sim::nixos::system(
+        under_test::distro(name, mode),
+        &std::fs::read(sim::under_test::cli())?,
+    )
+    .link("/etc/resolv.conf", "/mnt/wsl/resolv.conf");
     let d = Distro::start(more(opts))?;
     let out = d.run(&Launch::command("true"))?;
     ensure!(out.exit == Exit::Code(0), "first launch: {out}");
@@ -124,7 +117,7 @@ assert s["ok"] + s["warn"] + s["fail"] == 13 and s["fail"] == 0, s
 }
 
 /// systemctl hangs: the doctor still answers, within 2 s, and says systemd did not answer.
-fn hung_systemctl() -> Result<()> {
+fn hung_systemctl_stays_within_2_s() -> Result<()> {
     let d = distro("doctor-hung", Mode::Namespace, |o| {
         o.file_mode("/opt/hang", "#!/bin/sh\nexec sleep 100\n", 0o755)
     })?;
@@ -144,7 +137,7 @@ fn hung_systemctl() -> Result<()> {
 }
 
 /// Each check made to warn or fail, one change at a time, each with its fix.
-fn fixtures() -> Result<()> {
+fn each_check_warns_or_fails_with_its_fix() -> Result<()> {
     let expect = |d: &Distro, check: &str, status: &str, says: &str| -> Result<()> {
         let out = doctor(d, &[])?;
         let text = out.out();

@@ -11,7 +11,7 @@
 //!   collector sees the system profile as a root, the profile resolves, the first activation
 //!   runs. Root only; fails in CI when it cannot run, is skipped elsewhere.
 
-mod sim;
+use crate::sim;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,43 +20,27 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use libtest_mimic::Arguments;
 use sha2::{Digest, Sha256};
 
-use sim::harness::{self, unprivileged};
+use sim::harness::{self, TestFn};
+
+use libtest_mimic::Trial;
 use sim::{import, DistroOptions, Launch, RootShell};
 
-const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
-
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
+pub(crate) fn tests() -> Vec<Trial> {
+    let mut t = crate::unprivileged_all(tests!["image":
+        icon_holds_every_png,
+        icon_refuses_what_is_no_png,
+        manifest_has_microsofts_shape_and_the_files_hashes,
+        manifest_refuses_a_bad_name_or_url,
+    ]);
+    for (n, f) in tests!["image": rootfs_from_a_real_nix_store] {
+        t.push(harness::gated(&n, f, needs_nix_store));
     }
-    let args = Arguments::from_args();
-    let tests = vec![
-        unprivileged("image::icon_holds_every_png", icon_holds_every_png),
-        unprivileged("image::icon_refuses_what_is_no_png", icon_refuses_non_png),
-        unprivileged(
-            "image::manifest_has_microsofts_shape_and_the_files_hashes",
-            manifest_shape,
-        ),
-        unprivileged(
-            "image::manifest_refuses_a_bad_name_or_url",
-            manifest_refuses,
-        ),
-        harness::gated(
-            "image::rootfs_from_a_real_nix_store",
-            rootfs_from_a_real_store,
-            needs_nix_store,
-        ),
-        harness::gated(
-            "image::rootfs_imported_is_a_valid_store_with_its_profile",
-            rootfs_imported,
-            needs_root_and_nix_store,
-        ),
-    ];
-    harness::start_watchdog("image", 600, || {});
-    libtest_mimic::run(&args, tests).exit();
+    for (n, f) in tests!["image": rootfs_imported_is_a_valid_store_with_its_profile] {
+        t.push(harness::gated(&n, f, needs_root_and_nix_store));
+    }
+    t
 }
 
 fn needs_nix_store() -> Option<String> {
@@ -66,7 +50,7 @@ fn needs_nix_store() -> Option<String> {
 }
 
 fn needs_root_and_nix_store() -> Option<String> {
-    harness::needs_root("image").or_else(needs_nix_store)
+    harness::needs_root("e2e").or_else(needs_nix_store)
 }
 
 fn run(cmd: &mut Command) -> Result<String> {
@@ -82,7 +66,7 @@ fn run(cmd: &mut Command) -> Result<String> {
 }
 
 fn cli(args: &[&str]) -> std::process::Output {
-    Command::new(CLI)
+    Command::new(sim::under_test::cli())
         .arg("tarball")
         .args(args)
         .output()
@@ -146,7 +130,7 @@ fn icon_holds_every_png() -> Result<()> {
     Ok(())
 }
 
-fn icon_refuses_non_png() -> Result<()> {
+fn icon_refuses_what_is_no_png() -> Result<()> {
     let dir = scratch("icon-bad")?;
     fs::write(dir.join("a.gif"), b"GIF89a....")?;
     fs::write(dir.join("big.png"), png(512))?;
@@ -176,7 +160,7 @@ fn sha256_hex(path: &Path) -> Result<String> {
     Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn manifest_shape() -> Result<()> {
+fn manifest_has_microsofts_shape_and_the_files_hashes() -> Result<()> {
     let dir = scratch("manifest")?;
     let (amd, arm) = (dir.join("x86_64.wsl"), dir.join("aarch64.wsl"));
     fs::write(&amd, b"pretend amd64 image")?;
@@ -227,7 +211,7 @@ assert entry["Arm64Url"] == {{"Url": "https://example.org/r/nixos-aarch64.wsl", 
     Ok(())
 }
 
-fn manifest_refuses() -> Result<()> {
+fn manifest_refuses_a_bad_name_or_url() -> Result<()> {
     let dir = scratch("manifest-bad")?;
     let wsl = dir.join("x.wsl");
     fs::write(&wsl, b"x")?;
@@ -377,7 +361,7 @@ fn build_rootfs() -> Result<Built> {
     })
 }
 
-fn rootfs_from_a_real_store() -> Result<()> {
+fn rootfs_from_a_real_nix_store() -> Result<()> {
     let b = built()?;
     let listing = run(Command::new("tar").arg("-tvzf").arg(&b.tarball))?;
     let has = |needle: &str| listing.lines().any(|l| l.contains(needle));
@@ -428,7 +412,7 @@ fn rootfs_from_a_real_store() -> Result<()> {
     Ok(())
 }
 
-fn rootfs_imported() -> Result<()> {
+fn rootfs_imported_is_a_valid_store_with_its_profile() -> Result<()> {
     let b = built()?;
     let d = import::import_over_rootfs(
         DistroOptions::new("image-rootfs", RootShell::Existing("/usr/bin/bash".into())),

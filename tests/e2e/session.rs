@@ -2,8 +2,50 @@
 //! `native::*`): exit codes, identity, environment, cwd, signals, stdio, terminals.
 
 use crate::*;
+
+/// A test of the session contract, for one mode.
+type SessionTest = fn(Mode) -> Result<()>;
+
+/// `contract![a, b]`: `[("a", a), ("b", b)]`.
+macro_rules! contract {
+    ($($f:ident),* $(,)?) => {
+        &[$((stringify!($f), $f as SessionTest)),*]
+    };
+}
+
+/// Issue 2's session contract: each runs once per [`Mode`], as `shell::<name>` against the
+/// login shell's namespace and `native::<name>` under WSL's own systemd.
+const SESSION_CONTRACT: &[(&str, SessionTest)] = contract![
+    exit_codes_0_to_255,
+    users_own_shells_set_the_nixos_way,
+    welcome_once_on_the_first_interactive_login,
+    pid1_is_systemd_and_running,
+    identity_and_groups,
+    environment,
+    path_with_spaces,
+    working_directory_kept_or_replaced,
+    death_by_signal,
+    verbatim_command_strings,
+    binary_stdin_stdout_byte_exact,
+    stderr_is_separate,
+    interactive_login_shell_from_piped_stdin,
+    systemctl_user_works,
+    terminal_belongs_to_the_user,
+    no_capabilities_and_no_extra_fds,
+    no_launcher_fds_in_systemd,
+    sigterm_and_sighup_reach_the_command,
+    sudo_i_inside
+];
+
+pub(crate) fn session_trials(tier: &str, mode: Mode) -> Vec<Trial> {
+    SESSION_CONTRACT
+        .iter()
+        .map(|&(name, f)| privileged(&format!("{tier}::{name}"), move || f(mode)))
+        .collect()
+}
+
 pub(crate) fn pid1_is_systemd_and_running(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let (comm, _) = pid1_of(&d)?;
     ensure!(comm == "systemd", "PID 1 is {comm}");
     let out = d.run(&Launch::command("systemctl is-system-running"))?;
@@ -15,7 +57,7 @@ pub(crate) fn pid1_is_systemd_and_running(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn identity_and_groups(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out = happy(&d, &Launch::command("id -u; id -un; id -g; id -Gn"))?;
     let l = lines(&out.out());
     ensure!(
@@ -31,7 +73,7 @@ pub(crate) fn identity_and_groups(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn environment(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     for launch in [
         Launch::command("env -0").wslenv("NIXOS_WSL_TEST_EXTRA", "a b"),
         Launch::login()
@@ -79,7 +121,7 @@ pub(crate) fn environment(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn path_with_spaces(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out = happy(&d, &Launch::command("hello-thing; command -v hello-thing"))?;
     ensure!(
         out.out() == "hello from thing\n/mnt/c/Program Files/Thing/hello-thing\n",
@@ -89,7 +131,7 @@ pub(crate) fn path_with_spaces(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn exit_codes_0_to_255(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let started = Instant::now();
     for code in 0..=255 {
         let out = d.run(&Launch::command(format!("exit {code}")))?;
@@ -105,7 +147,7 @@ pub(crate) fn exit_codes_0_to_255(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn death_by_signal(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     for (sig, n) in [
         ("TERM", 15),
         ("KILL", 9),
@@ -125,7 +167,7 @@ pub(crate) fn death_by_signal(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn verbatim_command_strings(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let cases: &[(&str, &str)] = &[
         (r#"echo "a  b" 'c  d'"#, "a  b c  d\n"),
         ("exec echo exec-ok", "exec-ok\n"),
@@ -158,7 +200,7 @@ pub(crate) fn verbatim_command_strings(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn stderr_is_separate(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out = d.run(&Launch::command("echo out; echo err >&2; echo out2"))?;
     ensure!(
         out.out() == "out\nout2\n" && out.err() == "err\n" && out.code == 0,
@@ -176,7 +218,7 @@ pub(crate) fn stderr_is_separate(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn systemctl_user_works(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let cmd = "timeout 30 systemctl --user is-system-running --wait; systemctl --user show-environment >/dev/null && echo user-manager-ok";
     for launch in [
         Launch::command(cmd),
@@ -195,7 +237,7 @@ pub(crate) fn systemctl_user_works(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn terminal_belongs_to_the_user(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out =
         d.run(&Launch::command("t=$(tty); echo \"tty=$t\"; stat -c 'owner=%u:%g' \"$t\"").pty())?;
     let o = out.out().replace('\r', "");
@@ -217,7 +259,7 @@ pub(crate) fn terminal_belongs_to_the_user(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn no_launcher_fds_in_systemd(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out = happy(
         &d,
         &Launch::command(
@@ -247,7 +289,7 @@ pub(crate) fn no_launcher_fds_in_systemd(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn sudo_i_inside(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let out = happy(
         &d,
         &Launch::command("sudo -i sh -c 'id -u; cat /proc/1/comm'")

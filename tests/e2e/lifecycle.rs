@@ -101,7 +101,7 @@ pub(crate) fn parse_env(s: &str) -> Vec<(String, String)> {
 }
 
 pub(crate) fn working_directory_kept_or_replaced(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     // In WSL's systemd mode WSL itself changes into the directory as the user (the login
     // shell is the user's own, not root's): one the user cannot enter leaves the process in
     // `/` (wsl-behaviour.md section 1), which no shell can tell from a requested `/`. The
@@ -133,7 +133,7 @@ pub(crate) fn working_directory_kept_or_replaced(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn binary_stdin_stdout_byte_exact(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     // Every byte value, NUL and CR included, then 1 MiB of pseudo-random bytes.
     let mut data: Vec<u8> = (0..=255u8).collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -157,7 +157,7 @@ pub(crate) fn binary_stdin_stdout_byte_exact(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn interactive_login_shell_from_piped_stdin(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let script = "echo \"$0\"\nshopt -q login_shell && echo login-shell\nid -un\npwd\nexit 7\n";
     let out = d.run(&Launch::login().stdin(script))?;
     ensure!(
@@ -257,7 +257,7 @@ pub(crate) fn welcome_once_on_the_first_interactive_login(mode: Mode) -> Result<
 }
 
 pub(crate) fn no_capabilities_and_no_extra_fds(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     let cmd = "while read -r k v; do case $k in CapInh:|CapPrm:|CapEff:|CapAmb:) echo \"$k $v\";; esac; done < /proc/$$/status; ls /proc/$$/fd; true";
     for launch in [
         Launch::command(cmd),
@@ -286,7 +286,7 @@ pub(crate) fn no_capabilities_and_no_extra_fds(mode: Mode) -> Result<()> {
 }
 
 pub(crate) fn sigterm_and_sighup_reach_the_command(mode: Mode) -> Result<()> {
-    let d = mode.shared()?;
+    let d = shared(mode)?;
     for (sig, name) in [(Signal::SIGTERM, "TERM"), (Signal::SIGHUP, "HUP")] {
         let cmd = format!(
             "trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.1; done"

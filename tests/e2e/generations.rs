@@ -8,54 +8,26 @@
 //! links `system-N-link` and `system -> system-2-link`; the static admin CLI at /bin/nixos-wsl,
 //! as the module links it. Root only; fails in CI when it cannot run, skipped elsewhere.
 
-mod sim;
+use crate::sim;
 
 use anyhow::{ensure, Result};
 
-use sim::harness::{self, TestFn};
+use sim::harness::TestFn;
 use sim::under_test::{self, Mode};
 use sim::{Distro, DistroOptions, Exit, Launch, Output};
 
-const CLI: &str = env!("CARGO_BIN_EXE_nixos-wsl");
-
-fn main() {
-    if let Some(code) = sim::role_main() {
-        std::process::exit(code);
-    }
-    let t: Vec<(&str, TestFn)> = vec![
-        ("generations::namespace::chosen_once_then_current", || {
-            chosen_once(Mode::Namespace)
-        }),
-        ("generations::native::chosen_once_then_current", || {
-            chosen_once(Mode::Native)
-        }),
-        (
-            "generations::namespace::broken_current_names_the_previous",
-            || broken_current(Mode::Namespace),
-        ),
-        (
-            "generations::native::broken_current_names_the_previous",
-            || broken_current(Mode::Native),
-        ),
-        (
-            "generations::namespace::missing_systemd_names_the_previous",
-            || missing_systemd(Mode::Namespace),
-        ),
-        (
-            "generations::native::missing_systemd_names_the_previous",
-            || missing_systemd(Mode::Native),
-        ),
-        (
-            "generations::environment_variable_cold_and_warm",
-            environment_variable,
-        ),
-        ("generations::bad_choices_change_nothing", bad_choices),
-        (
-            "generations::recovery_through_bin_nixos_wsl_with_broken_shells",
-            recovery_with_broken_shells,
-        ),
+pub(crate) fn tests() -> Vec<(String, TestFn)> {
+    let mut t = modes!["generations":
+        chosen_once_then_current,
+        broken_current_names_the_previous,
+        missing_systemd_names_the_previous,
     ];
-    harness::run_root_suite("generations", t, 600)
+    t.extend(tests!["generations":
+        environment_variable_cold_and_warm,
+        bad_choices_change_nothing,
+        recovery_through_bin_nixos_wsl_with_broken_shells,
+    ]);
+    t
 }
 
 /// A distro with generations 1 and 2 (current), in `mode`; `more` adds to it.
@@ -64,7 +36,10 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let opts = sim::nixos::system(under_test::distro(name, mode), &std::fs::read(CLI)?);
+    let opts = sim::nixos::system(
+        under_test::distro(name, mode),
+        &std::fs::read(sim::under_test::cli())?,
+    );
     Distro::start(more(opts))
 }
 
@@ -90,7 +65,7 @@ fn restart(d: &Distro) -> Result<()> {
 
 /// The current generation boots; `boot --generation 1` makes the next start (only) boot 1;
 /// `--rollback` picks 1 as well; `--default` forgets the choice.
-fn chosen_once(mode: Mode) -> Result<()> {
+fn chosen_once_then_current(mode: Mode) -> Result<()> {
     let d = distro(&format!("gen-{mode:?}"), mode, |o| o)?;
     let sd = "systemd".to_string();
     ensure!(
@@ -152,7 +127,7 @@ fn chosen_once(mode: Mode) -> Result<()> {
 
 /// The current generation's activation fails: the user still gets a shell, and one line that
 /// names the previous generation and the command that boots it.
-fn broken_current(mode: Mode) -> Result<()> {
+fn broken_current_names_the_previous(mode: Mode) -> Result<()> {
     let d = distro(&format!("gen-broken-{mode:?}"), mode, |o| {
         sim::nixos::generation(o, 3, true).link("/nix/var/nix/profiles/system", "system-3-link")
     })?;
@@ -176,7 +151,7 @@ fn broken_current(mode: Mode) -> Result<()> {
 }
 
 /// The current generation has no systemd: a shell, and the hint.
-fn missing_systemd(mode: Mode) -> Result<()> {
+fn missing_systemd_names_the_previous(mode: Mode) -> Result<()> {
     let d = distro(&format!("gen-nosd-{mode:?}"), mode, |o| {
         let t = sim::nixos::toplevel(4);
         o.file_mode(
@@ -199,7 +174,7 @@ fn missing_systemd(mode: Mode) -> Result<()> {
 
 /// NIXOS_WSL_GENERATION (namespace mode): a cold start boots it; a warm launch says what
 /// runs and changes nothing.
-fn environment_variable() -> Result<()> {
+fn environment_variable_cold_and_warm() -> Result<()> {
     let d = distro("gen-env", Mode::Namespace, |o| o)?;
     let out = d.run(
         &Launch::command("tail -n1 /var/log/generations").wslenv("NIXOS_WSL_GENERATION", "1"),
@@ -222,7 +197,7 @@ fn environment_variable() -> Result<()> {
 }
 
 /// Bad input gets one clear line and changes nothing.
-fn bad_choices() -> Result<()> {
+fn bad_choices_change_nothing() -> Result<()> {
     let d = distro("gen-bad", Mode::Namespace, |o| {
         // 3: incomplete (no activate); 5: a link outside the store.
         let t = sim::nixos::toplevel(3);
@@ -287,7 +262,7 @@ fn bad_choices() -> Result<()> {
 
 /// Every user's passwd shell broken: `wsl -u root -e /bin/nixos-wsl boot --rollback` still
 /// works (no shell, no PATH, a static binary).
-fn recovery_with_broken_shells() -> Result<()> {
+fn recovery_through_bin_nixos_wsl_with_broken_shells() -> Result<()> {
     let d = distro("gen-recovery", Mode::Namespace, |o| o)?;
     d.root_sh("sed -i 's#:[^:]*$#:/nonexistent/shell#' /etc/passwd")?;
     let out = d.run(&Launch::exec(["/bin/nixos-wsl", "boot", "--rollback"]).user("root"))?;
