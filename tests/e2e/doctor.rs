@@ -32,11 +32,8 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let opts = sim::nixos::system(
-        under_test::distro(name, mode),
-        &std::fs::read(sim::under_test::cli())?,
-    )
-    .link("/etc/resolv.conf", "/mnt/wsl/resolv.conf");
+    let opts =
+        under_test::nixos_distro(name, mode)?.link("/etc/resolv.conf", "/mnt/wsl/resolv.conf");
     let d = Distro::start(more(opts))?;
     let out = d.run(&Launch::command("true"))?;
     ensure!(out.exit == Exit::Code(0), "first launch: {out}");

@@ -36,11 +36,7 @@ fn distro(
     mode: Mode,
     more: impl FnOnce(DistroOptions) -> DistroOptions,
 ) -> Result<Distro> {
-    let opts = sim::nixos::system(
-        under_test::distro(name, mode),
-        &std::fs::read(sim::under_test::cli())?,
-    );
-    Distro::start(more(opts))
+    Distro::start(more(under_test::nixos_distro(name, mode)?))
 }
 
 /// What the last boot activated, the recorded generation, and PID 1's name.

@@ -50,3 +50,12 @@ pub fn distro(name: &str, mode: Mode) -> DistroOptions {
         Mode::Native => opts.wsl_systemd(WslSystemd::new(init())),
     }
 }
+
+/// [`distro`] as a NixOS system: generations 1 and 2 (current) and the admin CLI under test
+/// at /bin/nixos-wsl ([`super::nixos::system`]).
+pub fn nixos_distro(name: &str, mode: Mode) -> anyhow::Result<DistroOptions> {
+    use anyhow::Context;
+    let path = cli();
+    let cli = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(super::nixos::system(distro(name, mode), &cli))
+}
