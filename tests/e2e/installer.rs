@@ -352,16 +352,6 @@ fn echo_hi() -> Launch {
     Launch::command("echo hi; exit 3").timeout(INSTALL_TIMEOUT)
 }
 
-/// Stderr lines of a launch, without the login shell's notice of a slow systemd boot (it
-/// prints one after a second, which a loaded machine reaches).
-fn stderr_lines(out: &Output) -> Vec<String> {
-    out.err()
-        .lines()
-        .filter(|l| *l != "nixos-wsl: waiting for systemd to finish booting...")
-        .map(str::to_string)
-        .collect()
-}
-
 /// `echo hi; exit 3` printed `hi` and exited 3.
 fn ran_echo_hi(out: &Output) -> Result<()> {
     ensure!(
@@ -376,7 +366,7 @@ fn ran_echo_hi(out: &Output) -> Result<()> {
 fn check_installed(d: &Distro) -> Result<()> {
     let out =
         d.run(&Launch::command("systemctl is-system-running --wait").timeout(INSTALL_TIMEOUT))?;
-    if out.out().trim() != "running" || out.code != 0 || !stderr_lines(&out).is_empty() {
+    if out.out().trim() != "running" || out.code != 0 || !out.err_lines().is_empty() {
         let failed =
             d.root_sh("systemctl --failed --no-legend; systemctl list-jobs --no-legend")?;
         bail!(
@@ -630,7 +620,7 @@ fn first_launch_installs_and_hands_over() -> Result<()> {
     let first = t.elapsed();
     ran_echo_hi(&out)?;
     // The installer's one line on a non-terminal stderr is the only thing besides `hi`.
-    let err = stderr_lines(&out);
+    let err = out.err_lines();
     ensure!(
         err.len() == 1 && err[0].starts_with("nixos-wsl-installer: unpacked "),
         "expected the installer's one-line summary on stderr: {out}"
@@ -653,7 +643,7 @@ fn first_launch_installs_and_hands_over() -> Result<()> {
     d.boot()?;
     let out = d.run(&Launch::command("echo again; exit 4").timeout(INSTALL_TIMEOUT))?;
     ensure!(
-        out.exit == Exit::Code(4) && out.out() == "again\n" && stderr_lines(&out).is_empty(),
+        out.exit == Exit::Code(4) && out.out() == "again\n" && out.err_lines().is_empty(),
         "{out}"
     );
     eprintln!(

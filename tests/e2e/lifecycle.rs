@@ -502,7 +502,7 @@ pub(crate) fn missing_systemd_still_gives_a_shell() -> Result<()> {
     )?;
     let out = degraded_launch(&d, Duration::from_secs(15))?;
     ensure!(
-        out.err().lines().count() == 1,
+        out.err_lines().len() == 1,
         "expected one line on stderr: {out}"
     );
     Ok(())
@@ -540,7 +540,7 @@ pub(crate) fn broken_config_still_gives_a_shell() -> Result<()> {
         out.code == 0 && out.out() == "nixos\nsystemd\n",
         "defaults must apply: {out}"
     );
-    let warnings = out.err().lines().count();
+    let warnings = out.err_lines().len();
     ensure!(
         warnings == 2,
         "expected one warning per bad line (2): {out}"
@@ -553,7 +553,7 @@ pub(crate) fn missing_user_still_gives_a_shell() -> Result<()> {
     let out = d.run(&Launch::command("echo still-a-shell").timeout(Duration::from_secs(90)))?;
     ensure!(out.code == 0 && out.out() == "still-a-shell\n", "{out}");
     ensure!(
-        out.err().lines().count() == 1 && out.err().contains("nobody-here"),
+        out.err_lines().len() == 1 && out.err().contains("nobody-here"),
         "one line naming the user: {out}"
     );
     Ok(())

@@ -359,7 +359,7 @@ pub(crate) fn missing_systemd_leaves_a_reaping_init() -> Result<()> {
     ensure!(
         out.code == 0
             && out.out() == "nixos\n"
-            && out.err().lines().count() == 1
+            && out.err_lines().len() == 1
             && out
                 .err()
                 .contains("systemd is not running this boot (see /run/nixos-wsl/init.log)"),

@@ -52,7 +52,7 @@ fn exits_right_after_starting() -> Result<()> {
         "the first launch should get a shell without systemd: {first}"
     );
     ensure!(
-        first.err().lines().count() == 1 && first.err().contains("/run/nixos-wsl/systemd.log"),
+        first.err_lines().len() == 1 && first.err().contains("/run/nixos-wsl/systemd.log"),
         "one line naming the log expected: {first}"
     );
     let status = cli(&d, &["status"])?;
@@ -115,7 +115,7 @@ fn no_home() -> Result<()> {
         let out = with_broken_user("user-no-home", usermod, "id -un; pwd; cat /proc/1/comm", "~")?;
         if out.code != 0 || out.out() != "nixos\n/\nsystemd\n" {
             failures.push(format!("home {home:?}: expected a session in /: {out}"));
-        } else if out.err().lines().count() != 1 || !out.err().contains("home") {
+        } else if out.err_lines().len() != 1 || !out.err().contains("home") {
             failures.push(format!(
                 "home {home:?}: expected one line about the missing home: {out}"
             ));
@@ -137,7 +137,7 @@ fn missing_shell() -> Result<()> {
         "expected a fallback bash: {out}"
     );
     ensure!(
-        out.err().lines().count() == 1 && out.err().contains("/bin/no-such-shell"),
+        out.err_lines().len() == 1 && out.err().contains("/bin/no-such-shell"),
         "expected one line naming the shell: {out}"
     );
     Ok(())
@@ -155,7 +155,7 @@ fn shell_not_executable() -> Result<()> {
         "expected a fallback bash: {out}"
     );
     ensure!(
-        out.err().lines().count() == 1 && out.err().contains("not-executable-shell"),
+        out.err_lines().len() == 1 && out.err().contains("not-executable-shell"),
         "expected one line naming the shell: {out}"
     );
     Ok(())
@@ -223,7 +223,7 @@ fn non_utf8_config() -> Result<()> {
         d.run(&Launch::command("id -un; cat /proc/1/comm").timeout(Duration::from_secs(90)))?;
     ensure!(out.code == 0 && out.out() == "nixos\nsystemd\n", "{out}");
     ensure!(
-        out.err().lines().count() == 3,
+        out.err_lines().len() == 3,
         "expected one warning per bad line (3): {out}"
     );
     Ok(())

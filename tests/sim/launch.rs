@@ -185,6 +185,17 @@ impl Output {
     pub fn err(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+    /// Stderr's lines without the login shell's notice of a slow systemd boot, which it
+    /// prints after a second (a loaded machine reaches that on a cold start): what the tests
+    /// that count warnings count.
+    pub fn err_lines(&self) -> Vec<String> {
+        self.err()
+            .lines()
+            .filter(|l| *l != "nixos-wsl: waiting for systemd to finish booting...")
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Fails unless the program exited 0 with nothing on stderr (the happy path).
     pub fn ok(&self) -> Result<&Output> {
         if self.code != 0 || !self.stderr.is_empty() {
