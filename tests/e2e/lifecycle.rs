@@ -6,10 +6,10 @@ use crate::*;
 // ---------------------------------------------------------------------------------------
 // shell::*: issue 2, with real systemd.
 
-pub(crate) fn shell_tests() -> Vec<Trial> {
+pub(crate) fn tests() -> Vec<Trial> {
     // Lifecycle tests (own distros) first, so they overlap with the shared ones.
     let own = tests!["shell": simultaneous_first_logins_start_one_systemd, activation_runs_once_per_boot, first_login_and_later_logins, poweroff_inside_then_next_login, launch_while_shutting_down_waits_then_boots, terminate_then_next_login, missing_systemd_still_gives_a_shell, hung_systemd_still_gives_a_shell, broken_config_still_gives_a_shell, missing_user_still_gives_a_shell, recovery_variables];
-    let mut trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
+    let mut trials = root(own);
     trials.extend(session_trials("shell", Mode::Namespace));
     trials
 }

@@ -70,8 +70,6 @@ mod unit;
 use lifecycle::*;
 use native::*;
 use session::*;
-use simulator::*;
-use unit::*;
 
 use sim::harness::{self, unprivileged, TestFn};
 use sim::under_test::Mode;
@@ -91,22 +89,22 @@ fn main() {
     }
     let args = Arguments::from_args();
     // The slowest, with distros of their own, first, so they overlap with the rest.
-    let mut tests = root(kill::tests());
-    tests.extend(installer::tests());
-    tests.extend(shell_tests());
-    tests.extend(native_tests());
-    tests.extend(root(features::tests()));
-    tests.extend(root(generations::tests()));
-    tests.extend(root(doctor::tests()));
-    tests.extend(environment::tests());
-    tests.extend(cli::tests());
-    tests.extend(root(garbage::tests()));
-    tests.extend(root(recovery::tests()));
-    tests.extend(image::tests());
-    tests.extend(sim_tests());
-    tests.extend(unit_tests());
+    let mut trials = root(kill::tests());
+    trials.extend(installer::tests());
+    trials.extend(lifecycle::tests());
+    trials.extend(native::tests());
+    trials.extend(root(features::tests()));
+    trials.extend(root(generations::tests()));
+    trials.extend(root(doctor::tests()));
+    trials.extend(environment::tests());
+    trials.extend(cli::tests());
+    trials.extend(root(garbage::tests()));
+    trials.extend(root(recovery::tests()));
+    trials.extend(image::tests());
+    trials.extend(simulator::tests());
+    trials.extend(unit::tests());
     harness::start_watchdog("e2e", 1800, cleanup);
-    let conclusion = libtest_mimic::run(&args, tests);
+    let conclusion = libtest_mimic::run(&args, trials);
     cleanup();
     conclusion.exit();
 }
@@ -118,16 +116,13 @@ fn cleanup() {
 }
 
 /// Tests that need root.
-fn root(tests: Vec<(String, TestFn)>) -> Vec<Trial> {
-    tests.into_iter().map(|(n, f)| privileged(&n, f)).collect()
+fn root(list: Vec<(String, TestFn)>) -> Vec<Trial> {
+    list.into_iter().map(|(n, f)| privileged(&n, f)).collect()
 }
 
 /// Tests that need no privileges.
-fn unprivileged_all(tests: Vec<(String, TestFn)>) -> Vec<Trial> {
-    tests
-        .into_iter()
-        .map(|(n, f)| unprivileged(&n, f))
-        .collect()
+fn unprivileged_all(list: Vec<(String, TestFn)>) -> Vec<Trial> {
+    list.into_iter().map(|(n, f)| unprivileged(&n, f)).collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -20,10 +20,10 @@ pub(crate) fn make_shared_native() -> Result<Distro> {
     Ok(d)
 }
 
-pub(crate) fn native_tests() -> Vec<Trial> {
+pub(crate) fn tests() -> Vec<Trial> {
     // Lifecycle tests (own distros) first, so they overlap with the shared ones.
     let own = tests!["native": launch_during_slow_activation_waits_then_runs, missing_systemd_leaves_a_reaping_init, broken_activation_still_boots, activation_runs_before_systemd_once_per_boot, first_launch, nixos_environment_loaded_once, poweroff_inside_then_next_boot, old_wsl_dev_shm_symlink_and_private_root, pid1_is_systemd_and_no_second_systemd];
-    let mut trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
+    let mut trials = root(own);
     trials.extend(session_trials("native", Mode::Native));
     trials
 }

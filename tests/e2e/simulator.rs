@@ -4,13 +4,12 @@ use crate::*;
 // ---------------------------------------------------------------------------------------
 // crate::sim::*: the simulator, with /bin/bash as root's shell.
 
-pub(crate) fn sim_tests() -> Vec<Trial> {
+pub(crate) fn tests() -> Vec<Trial> {
     let own = tests!["sim": refuses_a_rootfs_without_its_marker, terminate_and_boot_give_a_fresh_run, user_resolution, exit_codes_and_signals, pid1_is_wsl_init_and_reaps, no_harness_fds_in_the_distro, wsl_mounts, environment_in_wsl_order, argv_forms, cwd, pty_and_session, fresh_signal_state, stdio_pipes_byte_exact, cgroup_is_private_v2];
-    let trials: Vec<Trial> = own.into_iter().map(|(n, f)| privileged(&n, f)).collect();
-    trials
+    root(own)
 }
 
-pub(crate) fn refuses_a_rootfs_without_its_marker() -> Result<()> {
+fn refuses_a_rootfs_without_its_marker() -> Result<()> {
     // A lower dir that looks like a distro but lacks the marker.
     let tmp = crate::sim::rootfs::cache_dir().join(format!("unmarked-{}", std::process::id()));
     for d in ["etc", "proc", "sys", "dev", "run", "mnt", "tmp"] {
@@ -36,7 +35,7 @@ pub(crate) fn refuses_a_rootfs_without_its_marker() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn terminate_and_boot_give_a_fresh_run() -> Result<()> {
+fn terminate_and_boot_give_a_fresh_run() -> Result<()> {
     let d = Distro::start(DistroOptions::new(
         "Lifecycle",
         RootShell::Existing("/bin/bash".into()),
@@ -60,7 +59,7 @@ pub(crate) fn terminate_and_boot_give_a_fresh_run() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn user_resolution() -> Result<()> {
+fn user_resolution() -> Result<()> {
     let d = Distro::start(DistroOptions::new(
         "Users",
         RootShell::Existing("/bin/bash".into()),
@@ -92,7 +91,7 @@ pub(crate) fn user_resolution() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn exit_codes_and_signals() -> Result<()> {
+fn exit_codes_and_signals() -> Result<()> {
     let d = bash()?;
     let started = Instant::now();
     for code in 0..=255 {
@@ -110,7 +109,7 @@ pub(crate) fn exit_codes_and_signals() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn pid1_is_wsl_init_and_reaps() -> Result<()> {
+fn pid1_is_wsl_init_and_reaps() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::exec(["cat", "/proc/1/comm"]))?;
     ensure!(out.out().trim() != "systemd" && out.code == 0, "{out}");
@@ -153,7 +152,7 @@ pub(crate) fn fd_targets(pid: i32) -> Result<Vec<(String, String)>> {
     Ok(v)
 }
 
-pub(crate) fn no_harness_fds_in_the_distro() -> Result<()> {
+fn no_harness_fds_in_the_distro() -> Result<()> {
     let d = bash()?;
     let init = fd_targets(d.init_pid()?)?;
     ensure!(
@@ -178,7 +177,7 @@ pub(crate) fn no_harness_fds_in_the_distro() -> Result<()> {
     }
 }
 
-pub(crate) fn wsl_mounts() -> Result<()> {
+fn wsl_mounts() -> Result<()> {
     let d = bash()?;
     let mi = d.run(&Launch::exec(["cat", "/proc/self/mountinfo"]))?.out();
     let find = |mp: &str| {
@@ -239,7 +238,7 @@ pub(crate) fn wsl_mounts() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn environment_in_wsl_order() -> Result<()> {
+fn environment_in_wsl_order() -> Result<()> {
     let d = bash()?;
     let out = d.run(
         &Launch::exec(["env", "-0"])
@@ -281,7 +280,7 @@ pub(crate) fn environment_in_wsl_order() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn argv_forms() -> Result<()> {
+fn argv_forms() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::login().stdin("echo \"$0\"; shopt -q login_shell && echo login\n"))?;
     ensure!(out.out() == "-bash\nlogin\n", "login form: {out}");
@@ -307,7 +306,7 @@ pub(crate) fn argv_forms() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn cwd() -> Result<()> {
+fn cwd() -> Result<()> {
     let d = bash()?;
     let pwd = |l: Launch| -> Result<String> { Ok(d.run(&l)?.out()) };
     ensure!(pwd(Launch::exec(["pwd"]))? == "/mnt/c/Users/me\n");
@@ -324,7 +323,7 @@ pub(crate) fn cwd() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn pty_and_session() -> Result<()> {
+fn pty_and_session() -> Result<()> {
     let d = bash()?;
     let out = d.run(
         &Launch::command(
@@ -359,7 +358,7 @@ pub(crate) fn pty_and_session() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn fresh_signal_state() -> Result<()> {
+fn fresh_signal_state() -> Result<()> {
     let d = bash()?;
     let out = d.run(&Launch::exec([
         "grep",
@@ -374,7 +373,7 @@ pub(crate) fn fresh_signal_state() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn stdio_pipes_byte_exact() -> Result<()> {
+fn stdio_pipes_byte_exact() -> Result<()> {
     let d = bash()?;
     let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     let out = d.run(&Launch::exec(["cat"]).stdin(data.clone()))?;
@@ -387,7 +386,7 @@ pub(crate) fn stdio_pipes_byte_exact() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn cgroup_is_private_v2() -> Result<()> {
+fn cgroup_is_private_v2() -> Result<()> {
     let d = bash()?;
     let out = d.root_sh("cat /proc/self/cgroup; cat /sys/fs/cgroup/cgroup.procs | wc -l")?;
     // The v1 lines of the hybrid host stay visible (the kernel lists every hierarchy), but

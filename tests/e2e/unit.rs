@@ -4,7 +4,7 @@ use crate::*;
 // ---------------------------------------------------------------------------------------
 // unit::*: pure logic, no root.
 
-pub(crate) fn unit_tests() -> Vec<Trial> {
+pub(crate) fn tests() -> Vec<Trial> {
     unprivileged_all(
         tests!["unit": argv_forms, environment_order, userdb_parsing, sim_refuses_the_host_root, recipe_hash_is_stable, wsl_systemd_mode],
     )
