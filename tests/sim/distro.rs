@@ -118,7 +118,6 @@ pub struct Distro {
     state: PathBuf,
     fresh_state: bool,
     booted: Mutex<Option<Booted>>,
-    boots: AtomicU32,
     /// WSL's systemd mode: this boot's login sessions and waits (native.rs).
     wsl_systemd: super::native::State,
     /// The disk is an imported tarball (import.rs): no root shell install, no passwd edit.
@@ -188,7 +187,6 @@ impl Distro {
             state,
             fresh_state,
             booted: Mutex::new(None),
-            boots: AtomicU32::new(0),
             wsl_systemd: Default::default(),
             imported,
         };
@@ -386,7 +384,6 @@ impl Distro {
             _ready: ChildStdout::from(std::os::fd::OwnedFd::from(ready)),
             init_pid,
         });
-        self.boots.fetch_add(1, Ordering::SeqCst);
         drop(booted);
         if let Some(mode) = &self.opts.wsl_systemd {
             super::native::after_boot(self, mode);
